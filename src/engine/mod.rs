@@ -6,4 +6,7 @@ pub mod rng;
 pub mod sim;
 pub mod time;
 
+pub use queue::{EventQueue, Scheduled};
+pub use rng::{RngStreams, StreamKey};
+pub use sim::{Flow, Handler, Progress, RunStats, Stop, StopReason, run};
 pub use time::{SimDuration, SimTime};
