@@ -1,5 +1,8 @@
 //! Scenario files: TOML text -> raw serde structs (`file`) -> validated, typed
-//! [`build::Scenario`] (`build`). Unit strings are parsed here and nowhere else.
+//! [`build::Scenario`] (`build`). Unit strings are parsed here and nowhere else; `diag`
+//! turns every problem into a `file:line:col: key.path: message` diagnostic.
 
+pub mod build;
 pub mod diag;
+pub mod file;
 pub mod units;

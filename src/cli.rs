@@ -1,0 +1,314 @@
+//! The command line: clap definitions and the commands they run. Names of commands and
+//! flags are the stable contract of DESIGN.md ("add more, don't rename").
+//!
+//! Exit codes: 0 ok, 1 a check found a problem, 2 usage or input error (bad scenario, bad
+//! flag, unwritable output). Errors print as one `file:line:col: key.path: message` per
+//! problem where a position is known.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::bench;
+use crate::model::census::Census;
+use crate::run::{self, RunRequest};
+use crate::scenario::build::{self, Scenario, ScenarioError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "domiso",
+    version,
+    about = "Discrete-event simulator of IPsec domain-isolation rollouts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (default: the built-in white-paper campus) and write a run directory.
+    Run(RunArgs),
+    /// Check scenario files; exit 2 with file:line:col: key: message per problem.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Statistics of the generated campus.
+    Campus {
+        scenario: Option<PathBuf>,
+        /// Master seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario file (default: the built-in white-paper campus).
+    pub scenario: Option<PathBuf>,
+    /// Run directory (default: results/<scenario>/seed-<N>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Master seed (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Simulated days (default: the scenario's).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// No progress bar and no summary table.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Event-queue throughput (hold model) against std BinaryHeap and the radix-heap crate,
+    /// in the same run.
+    Engine {
+        /// Pending events held in the queue.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
+        /// Hold operations (pop + push) timed per queue.
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Failures, by exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Usage or input error: exit 2.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl From<ScenarioError> for CliError {
+    fn from(e: ScenarioError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+impl From<run::RunError> for CliError {
+    fn from(e: run::RunError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+/// Parses the process arguments and runs; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(CliError::Input(msg)) => {
+            eprintln!("{}", msg.trim_end());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Scenario, CliError> {
+    match path {
+        Some(p) => Ok(build::load(p)?),
+        None => Ok(build::builtin()),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Run(args) => cmd_run(args),
+        Command::Validate { scenarios } => {
+            let mut failed = false;
+            for p in &scenarios {
+                match build::load(p) {
+                    Ok(_) => println!("{}: ok", p.display()),
+                    Err(e) => {
+                        eprintln!("{}", e.to_string().trim_end());
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Campus {
+            scenario,
+            seed,
+            json,
+        } => {
+            let sc = load(scenario.as_ref())?;
+            let campus = run::generate_campus(&sc, seed.unwrap_or(sc.run.seed))?;
+            let census = Census::of(&campus);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&census).expect("census serialises")
+                );
+            } else {
+                print!("{}", census.render_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Engine {
+                    pending,
+                    events,
+                    seed,
+                    json,
+                },
+        } => {
+            if pending == 0 || events == 0 {
+                return Err(CliError::Input(
+                    "bench engine: --pending and --events must be positive".into(),
+                ));
+            }
+            let report = bench::hold_benchmark(pending, events, seed);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                );
+            } else {
+                print!("{}", bench::render_text(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
+    let sc = load(args.scenario.as_ref())?;
+    let seed = args.seed.unwrap_or(sc.run.seed);
+    let days = args.days.unwrap_or(sc.run.days);
+    if days == 0 || days > build::limits::MAX_DAYS {
+        return Err(CliError::Input(format!(
+            "--days: expected 1 to {}, found {days}",
+            build::limits::MAX_DAYS
+        )));
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run::default_out_dir(&sc, seed));
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = if show {
+        let b = indicatif::ProgressBar::new(1000);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {percent:>3}% {elapsed_precise} (eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b.set_message(format!("{} seed {seed}", sc.name));
+        Some(b)
+    } else {
+        None
+    };
+    let req = RunRequest {
+        scenario: &sc,
+        seed,
+        days,
+        out,
+    };
+    let outcome = run::execute(&req, &mut |f| {
+        if let Some(b) = &bar {
+            b.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !args.quiet {
+        print!("{}", render_summary(&outcome));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn render_summary(o: &run::RunOutcome) -> String {
+    use std::fmt::Write;
+    let s = &o.summary;
+    let m = &o.manifest;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "domiso run: {} seed {}, {} day(s) -> {}",
+        s.scenario,
+        s.seed,
+        s.days,
+        o.dir.display()
+    );
+    let _ = writeln!(
+        t,
+        "  hosts           {:>14}   clients {}, servers {}",
+        thousands(s.hosts_total),
+        thousands(s.clients_total),
+        thousands(s.servers_total)
+    );
+    if let (Some(j), Some(b)) = (s.domain_joined_pct_start, s.boundary_pct_of_joined) {
+        let _ = writeln!(
+            t,
+            "  domain-joined   {:>13.1}%   boundary machines {b:.2}% of joined",
+            j
+        );
+    }
+    let _ = writeln!(t, "  sessions        {:>14}", thousands(s.sessions_total));
+    let _ = writeln!(
+        t,
+        "  traffic         {:>11.2} TB   {:.1}% of it crosses the WAN",
+        s.traffic_bytes_total as f64 / 1e12,
+        s.wan_session_bytes_pct
+    );
+    let _ = writeln!(
+        t,
+        "  peak WAN link   {:>13.1}%   {} ({} links above 80%)",
+        s.peak_wan_link_util_pct, s.peak_wan_link, s.wan_links_over_80pct_peak_day
+    );
+    let _ = writeln!(
+        t,
+        "  events          {:>14}   in {:.1} s ({:.1} M events/s), peak RSS {}",
+        thousands(m.events_processed),
+        m.wall_s,
+        m.events_per_s / 1e6,
+        m.peak_rss_bytes
+            .map(|b| format!("{} MiB", b / (1 << 20)))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    t
+}

@@ -1,0 +1,12 @@
+//! The world domiso simulates: the campus, its network and traffic, and (in later layers)
+//! IPsec policy, security associations and rollouts. Model code never does I/O and never
+//! prints: results leave through observers, and `now` is always an argument.
+
+pub mod campus;
+pub mod census;
+pub mod ids;
+pub mod kinds;
+pub mod streams;
+pub mod topology;
+pub mod traffic;
+pub mod world;

@@ -1,0 +1,400 @@
+//! The simulated world of one run: the campus, its traffic, and the day-by-day accounting,
+//! driven as discrete events on the engine.
+//!
+//! Contract:
+//! - Events: `DayEnd(d)` at midnight after day `d` (class 0), `DayStart(d)` at midnight
+//!   (class 1), `Arrival { host, seq }` for session starts (class 2). Each host has at most
+//!   one pending arrival; its chain restarts at every midnight (exact for a Poisson process,
+//!   and it keeps days independent).
+//! - Randomness: the `seq`-th event of a host on day `d` draws from a fixed window of
+//!   [`WORDS_PER_EVENT`] words of the host's stream for that day, so no generator state is
+//!   kept per host (the event carries its position) and a host's draws depend on nothing
+//!   but (seed, host, day, seq).
+//! - Bytes of a session are spread evenly over its duration into utilisation bins of the
+//!   wide-area links it crosses; a day's link figures are final at its `DayEnd`.
+//! - Results leave through an [`Observer`]; nothing here does I/O.
+
+use rand_chacha::ChaCha8Rng;
+
+use super::campus::Campus;
+use super::ids::{HostId, LinkId};
+use super::streams::{entity, purpose};
+use super::traffic::{Session, TrafficModel};
+use crate::engine::queue::EventQueue;
+use crate::engine::rng::{RngStreams, StreamKey};
+use crate::engine::sim::{Flow, Handler};
+use crate::engine::{SimDuration, SimTime};
+
+/// Event classes: at equal times, a day closes before the next opens, and both before any
+/// session starts.
+pub mod class {
+    pub const DAY_END: u8 = 0;
+    pub const DAY_START: u8 = 1;
+    pub const ARRIVAL: u8 = 2;
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    DayStart(u32),
+    DayEnd(u32),
+    Arrival { host: HostId, seq: u32 },
+}
+
+/// Stream words reserved for one event of a host: a session with its peer choice and the
+/// next arrival use well under half of them.
+pub const WORDS_PER_EVENT: u128 = 128;
+
+/// Totals of one simulated day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayRecord {
+    pub day: u32,
+    pub sessions: u64,
+    /// Per application (catalogue order).
+    pub app_sessions: Vec<u64>,
+    pub app_bytes: Vec<u64>,
+    /// Bytes of sessions whose route crosses at least one wide-area link.
+    pub wan_session_bytes: u64,
+    /// Sum over wide-area links of the bytes each carried (a byte crossing two links
+    /// counts twice).
+    pub wan_link_bytes: u64,
+    /// Highest utilisation of any wide-area link in any bin of the day, and the link.
+    pub peak_wan_util: f64,
+    pub peak_wan_link: Option<LinkId>,
+    /// Wide-area links whose busiest bin exceeded 80% / 100% of capacity.
+    pub wan_links_over_80: u32,
+    pub wan_links_over_100: u32,
+}
+
+/// One wide-area link's day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkDayRecord {
+    pub day: u32,
+    pub link: LinkId,
+    /// Bytes crossing towards headquarters / away from it.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Utilisation of the busiest bin (either direction), as a fraction of capacity.
+    pub peak_util: f64,
+    /// Start of the busiest bin, as time of day.
+    pub peak_bin_start: SimDuration,
+}
+
+/// Receives the results of a run as they become final.
+pub trait Observer {
+    fn day(&mut self, record: &DayRecord);
+    fn link_day(&mut self, record: &LinkDayRecord);
+}
+
+/// Byte counters per wide-area link, direction and bin, for the current and next day.
+struct LinkBins {
+    /// Slot of each link in the counters; `u32::MAX` for LAN links (not tracked).
+    slot: Vec<u32>,
+    links: Vec<LinkId>,
+    bins_per_day: usize,
+    bin_ns: u64,
+    /// [day parity][slot][direction][bin]
+    counts: [Vec<f64>; 2],
+}
+
+impl LinkBins {
+    fn new(campus: &Campus, bin: SimDuration) -> Self {
+        let mut slot = vec![u32::MAX; campus.topology.links.len()];
+        let mut links = Vec::new();
+        for (i, l) in campus.topology.links.iter().enumerate() {
+            if l.kind.is_wide_area() {
+                slot[i] = links.len() as u32;
+                links.push(LinkId::from_index(i));
+            }
+        }
+        let bins_per_day = (SimDuration::DAY.as_nanos() / bin.as_nanos()) as usize;
+        let size = links.len() * 2 * bins_per_day;
+        LinkBins {
+            slot,
+            links,
+            bins_per_day,
+            bin_ns: bin.as_nanos(),
+            counts: [vec![0.0; size], vec![0.0; size]],
+        }
+    }
+
+    /// Adds `bytes` spread evenly over `[start, start + duration)` on one link direction.
+    /// Bins beyond the next midnight are folded into the last bin of the next day.
+    fn add(
+        &mut self,
+        day: u32,
+        slot: usize,
+        up: bool,
+        start: SimTime,
+        duration: SimDuration,
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        let day_start = SimTime::start_of_day(day).as_nanos();
+        let from = start.as_nanos() - day_start;
+        let to = from + duration.as_nanos().max(1);
+        let dir = usize::from(!up);
+        let per_ns = bytes as f64 / (to - from) as f64;
+        let bpd = self.bins_per_day as u64;
+        let last = 2 * bpd - 1;
+        let mut t = from;
+        while t < to {
+            let g = (t / self.bin_ns).min(last);
+            // The last bin of the next day takes whatever reaches beyond it.
+            let end = if g == last {
+                to
+            } else {
+                ((g + 1) * self.bin_ns).min(to)
+            };
+            let parity = ((u64::from(day) + g / bpd) % 2) as usize;
+            let idx = (slot * 2 + dir) * self.bins_per_day + (g % bpd) as usize;
+            self.counts[parity][idx] += per_ns * (end - t) as f64;
+            t = end;
+        }
+    }
+}
+
+/// Per-day accumulators.
+#[derive(Default)]
+struct DayTotals {
+    sessions: u64,
+    app_sessions: Vec<u64>,
+    app_bytes: Vec<u64>,
+    wan_session_bytes: u64,
+}
+
+/// The window of a host's day stream that its `seq`-th event of that day draws from.
+fn event_rng(streams: &RngStreams, host: HostId, day: u32, seq: u32) -> ChaCha8Rng {
+    let mut rng = streams.stream(StreamKey::new(
+        entity::HOST,
+        host.0,
+        purpose::TRAFFIC,
+        day as u16,
+    ));
+    rng.set_word_pos(u128::from(seq) * WORDS_PER_EVENT);
+    rng
+}
+
+/// A host's first session arrival of `day` (its event 0 draws only that).
+pub fn first_arrival(
+    campus: &Campus,
+    traffic: &TrafficModel,
+    streams: &RngStreams,
+    host: HostId,
+    day: u32,
+) -> Option<SimTime> {
+    let mut rng = event_rng(streams, host, day, 0);
+    traffic.next_arrival(campus.host(host).kind, SimTime::start_of_day(day), &mut rng)
+}
+
+/// The `seq`-th event (seq >= 1) of a host's day, a session arriving at `now`: the next
+/// arrival (drawn first, so it never depends on the session's draws) and the session.
+pub fn arrival_step(
+    campus: &Campus,
+    traffic: &TrafficModel,
+    streams: &RngStreams,
+    host: HostId,
+    seq: u32,
+    now: SimTime,
+) -> (Option<SimTime>, Option<Session>) {
+    let mut rng = event_rng(streams, host, now.day(), seq);
+    let next = traffic.next_arrival(campus.host(host).kind, now, &mut rng);
+    let session = traffic.draw_session(campus, host, now, &mut rng);
+    (next, session)
+}
+
+/// All sessions of one host on one day, in order: what the run replays for that host.
+pub fn host_day_sessions(
+    campus: &Campus,
+    traffic: &TrafficModel,
+    streams: &RngStreams,
+    host: HostId,
+    day: u32,
+) -> Vec<(SimTime, Option<Session>)> {
+    let mut out = Vec::new();
+    let mut at = first_arrival(campus, traffic, streams, host, day);
+    let mut seq = 1;
+    while let Some(now) = at {
+        let (next, session) = arrival_step(campus, traffic, streams, host, seq, now);
+        out.push((now, session));
+        at = next;
+        seq += 1;
+    }
+    out
+}
+
+pub struct World<'a, O: Observer> {
+    campus: &'a Campus,
+    traffic: &'a TrafficModel,
+    streams: RngStreams,
+    days: u32,
+    bins: LinkBins,
+    today: DayTotals,
+    pub observer: O,
+}
+
+impl<'a, O: Observer> World<'a, O> {
+    pub fn new(
+        campus: &'a Campus,
+        traffic: &'a TrafficModel,
+        seed: u64,
+        days: u32,
+        bin: SimDuration,
+        observer: O,
+    ) -> Self {
+        let streams = RngStreams::new(seed);
+        World {
+            campus,
+            traffic,
+            streams,
+            days,
+            bins: LinkBins::new(campus, bin),
+            today: DayTotals::default(),
+            observer,
+        }
+    }
+
+    /// Puts the first events of the run on the queue.
+    pub fn prime(&self, queue: &mut EventQueue<Event>) {
+        queue.push(SimTime::ZERO, class::DAY_START, Event::DayStart(0));
+    }
+
+    fn start_day(&mut self, day: u32, queue: &mut EventQueue<Event>) {
+        let napps = self.traffic.apps.len();
+        self.today = DayTotals {
+            app_sessions: vec![0; napps],
+            app_bytes: vec![0; napps],
+            ..DayTotals::default()
+        };
+        for h in 0..self.campus.hosts.len() {
+            let id = HostId::from_index(h);
+            if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
+                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1 });
+            }
+        }
+        queue.push(
+            SimTime::start_of_day(day + 1),
+            class::DAY_END,
+            Event::DayEnd(day),
+        );
+    }
+
+    fn arrival(&mut self, host: HostId, seq: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let (next, session) =
+            arrival_step(self.campus, self.traffic, &self.streams, host, seq, now);
+        if let Some(t) = next {
+            queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1 });
+        }
+        if let Some(s) = session {
+            self.account(host, now, &s);
+        }
+    }
+
+    fn account(&mut self, host: HostId, now: SimTime, s: &Session) {
+        let c = self.campus;
+        let h = c.host(host);
+        let t = &mut self.today;
+        t.sessions += 1;
+        t.app_sessions[s.app.index()] += 1;
+        let bytes = s.bytes_up + s.bytes_down;
+        t.app_bytes[s.app.index()] += bytes;
+        let peer_site = c.endpoint_site(s.peer);
+        if peer_site == h.site {
+            return;
+        }
+        let route = c
+            .topology
+            .route(h.building, h.site, c.endpoint_building(s.peer), peer_site);
+        let duration = self.traffic.network_duration(s, &route, &c.topology);
+        let mut crossed = false;
+        for hop in route.hops() {
+            let slot = self.bins.slot[hop.link.index()];
+            if slot == u32::MAX {
+                continue;
+            }
+            crossed = true;
+            let day = now.day();
+            self.bins
+                .add(day, slot as usize, hop.up, now, duration, s.bytes_up);
+            self.bins
+                .add(day, slot as usize, !hop.up, now, duration, s.bytes_down);
+        }
+        if crossed {
+            t.wan_session_bytes += bytes;
+        }
+    }
+
+    fn end_day(&mut self, day: u32, queue: &mut EventQueue<Event>) {
+        let b = &mut self.bins;
+        let parity = (day % 2) as usize;
+        let bin_s = b.bin_ns as f64 / 1e9;
+        let mut rec = DayRecord {
+            day,
+            sessions: self.today.sessions,
+            app_sessions: std::mem::take(&mut self.today.app_sessions),
+            app_bytes: std::mem::take(&mut self.today.app_bytes),
+            wan_session_bytes: self.today.wan_session_bytes,
+            wan_link_bytes: 0,
+            peak_wan_util: 0.0,
+            peak_wan_link: None,
+            wan_links_over_80: 0,
+            wan_links_over_100: 0,
+        };
+        for (slot, &link) in b.links.iter().enumerate() {
+            let cap_bytes_per_bin =
+                self.campus.topology.link(link).capacity_bps as f64 / 8.0 * bin_s;
+            let mut totals = [0.0f64; 2];
+            let mut peak = 0.0f64;
+            let mut peak_bin = 0usize;
+            for (dir, total) in totals.iter_mut().enumerate() {
+                let base = (slot * 2 + dir) * b.bins_per_day;
+                for bin in 0..b.bins_per_day {
+                    let v = b.counts[parity][base + bin];
+                    *total += v;
+                    if v > peak {
+                        peak = v;
+                        peak_bin = bin;
+                    }
+                }
+            }
+            let util = peak / cap_bytes_per_bin;
+            let lr = LinkDayRecord {
+                day,
+                link,
+                bytes_up: totals[0].round() as u64,
+                bytes_down: totals[1].round() as u64,
+                peak_util: util,
+                peak_bin_start: SimDuration::from_nanos(peak_bin as u64 * b.bin_ns),
+            };
+            rec.wan_link_bytes += lr.bytes_up + lr.bytes_down;
+            if util > rec.peak_wan_util {
+                rec.peak_wan_util = util;
+                rec.peak_wan_link = Some(link);
+            }
+            rec.wan_links_over_80 += u32::from(util > 0.8);
+            rec.wan_links_over_100 += u32::from(util > 1.0);
+            self.observer.link_day(&lr);
+        }
+        b.counts[parity].iter_mut().for_each(|v| *v = 0.0);
+        self.observer.day(&rec);
+        if day + 1 < self.days {
+            queue.push(
+                SimTime::start_of_day(day + 1),
+                class::DAY_START,
+                Event::DayStart(day + 1),
+            );
+        }
+    }
+}
+
+impl<O: Observer> Handler<Event> for World<'_, O> {
+    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) -> Flow {
+        match event {
+            Event::Arrival { host, seq } => self.arrival(host, seq, now, queue),
+            Event::DayStart(d) => self.start_day(d, queue),
+            Event::DayEnd(d) => self.end_day(d, queue),
+        }
+        Flow::Continue
+    }
+}

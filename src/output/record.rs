@@ -1,0 +1,150 @@
+//! One row struct per output file, serialised with serde (CSV via the csv crate, JSON via
+//! serde_json). Column and key names are the stable output contract of DESIGN.md.
+//!
+//! Contract: numbers are written as produced (Rust's shortest round-trip float format, so
+//! the text is deterministic); percentages are 0-100; byte counts are integers; a value a
+//! run cannot compute is `null` in JSON, never 0.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One row of `timeline.csv`: a simulated day. Per-application byte columns follow the
+/// fixed ones, named `bytes_<app>`; because their number depends on the scenario's
+/// catalogue, the header is built by [`TimelineRow::header`].
+#[derive(Debug, Clone)]
+pub struct TimelineRow {
+    pub day: u32,
+    pub weekday: &'static str,
+    pub sessions: u64,
+    pub bytes_total: u64,
+    pub wan_session_bytes: u64,
+    pub wan_link_bytes: u64,
+    pub peak_wan_util_pct: f64,
+    pub peak_wan_link: String,
+    pub wan_links_over_80pct: u32,
+    pub wan_links_over_100pct: u32,
+    pub app_bytes: Vec<u64>,
+}
+
+impl TimelineRow {
+    const FIXED: [&'static str; 10] = [
+        "day",
+        "weekday",
+        "sessions",
+        "bytes_total",
+        "wan_session_bytes",
+        "wan_link_bytes",
+        "peak_wan_util_pct",
+        "peak_wan_link",
+        "wan_links_over_80pct",
+        "wan_links_over_100pct",
+    ];
+
+    pub fn header(app_names: &[String]) -> Vec<String> {
+        Self::FIXED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(app_names.iter().map(|a| format!("bytes_{a}")))
+            .collect()
+    }
+
+    pub fn fields(&self) -> Vec<String> {
+        let mut v = vec![
+            self.day.to_string(),
+            self.weekday.to_string(),
+            self.sessions.to_string(),
+            self.bytes_total.to_string(),
+            self.wan_session_bytes.to_string(),
+            self.wan_link_bytes.to_string(),
+            self.peak_wan_util_pct.to_string(),
+            self.peak_wan_link.clone(),
+            self.wan_links_over_80pct.to_string(),
+            self.wan_links_over_100pct.to_string(),
+        ];
+        v.extend(self.app_bytes.iter().map(u64::to_string));
+        v
+    }
+}
+
+/// One row of `traffic_by_app.csv`: an application's day.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppDayRow {
+    pub day: u32,
+    pub app: String,
+    pub sessions: u64,
+    pub bytes: u64,
+}
+
+/// One row of `wan_links.csv`: a wide-area link's day.
+#[derive(Debug, Clone, Serialize)]
+pub struct WanLinkRow {
+    pub day: u32,
+    pub link: String,
+    pub kind: &'static str,
+    pub site: String,
+    pub region: String,
+    pub site_clients: u32,
+    pub capacity_mbps: f64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub peak_util_pct: f64,
+    /// Start of the busiest bin, `HH:MM` of the day.
+    pub peak_bin_start: String,
+}
+
+/// `summary.json`: the headline metrics of DESIGN.md (null where this run computes
+/// nothing of the kind) plus the traffic totals of the baseline.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub scenario: String,
+    pub seed: u64,
+    pub days: u32,
+    pub hosts_total: u64,
+    pub clients_total: u64,
+    pub servers_total: u64,
+    pub domain_joined_pct_start: Option<f64>,
+    pub domain_joined_pct_end: Option<f64>,
+    pub boundary_pct_of_joined: Option<f64>,
+    pub bandwidth_overhead_mean_pct: Option<f64>,
+    pub bandwidth_overhead_app_min_pct: Option<f64>,
+    pub bandwidth_overhead_app_max_pct: Option<f64>,
+    pub failover_stall_p95_s_by_os: Option<BTreeMap<String, f64>>,
+    pub failover_stall_max_s_by_os: Option<BTreeMap<String, f64>>,
+    pub helpdesk_ipsec_calls_peak_month: Option<f64>,
+    pub helpdesk_total_calls_peak_month: Option<f64>,
+    pub protected_traffic_pct_end: Option<f64>,
+    pub sa_negotiations_total: Option<u64>,
+    pub blocked_connections_total: Option<u64>,
+    pub sessions_total: u64,
+    pub traffic_bytes_total: u64,
+    pub wan_session_bytes_total: u64,
+    pub wan_session_bytes_pct: f64,
+    pub peak_wan_link_util_pct: f64,
+    pub peak_wan_link: String,
+    pub wan_links_over_80pct_peak_day: u32,
+    pub events_processed: u64,
+    /// Wall-clock seconds of the run: a measurement of the machine, not of the model, so
+    /// it is the one key that differs between two runs of the same scenario and seed.
+    pub wall_s: f64,
+}
+
+/// `manifest.json`: what produced the run directory, and a sha256 of every other file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub scenario: String,
+    pub scenario_source: String,
+    pub scenario_sha256: String,
+    pub seed: u64,
+    pub granularity: String,
+    pub days: u32,
+    pub hosts: u64,
+    pub events_processed: u64,
+    /// Measurements of the machine (vary between runs): wall time, event rate, memory.
+    pub wall_s: f64,
+    pub events_per_s: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub files: BTreeMap<String, String>,
+}

@@ -1,0 +1,201 @@
+//! The run directory: files are assembled in memory, then written to a temporary sibling
+//! directory and renamed into place, so a reader (or a killed run) sees the whole previous
+//! directory or the whole new one, never a mix or a half-written file.
+//!
+//! Contract: `RunFiles::commit` either leaves `dir` holding exactly the new files and
+//! returns `Ok`, or returns the I/O error with `dir` untouched (a stale temporary may remain
+//! and is removed by the next commit to the same place).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Files of a run directory, by name, before they are written.
+#[derive(Debug, Default)]
+pub struct RunFiles {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl RunFiles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add_bytes(&mut self, name: &str, bytes: Vec<u8>) {
+        self.files.insert(name.to_string(), bytes);
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn add_json<T: Serialize>(&mut self, name: &str, value: &T) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        self.add_bytes(name, bytes);
+        Ok(())
+    }
+
+    /// A CSV file with a header row taken from the struct's field names.
+    pub fn add_csv<T: Serialize>(&mut self, name: &str, rows: &[T]) -> io::Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in rows {
+            w.serialize(r).map_err(io::Error::other)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.add_bytes(name, bytes);
+        Ok(())
+    }
+
+    /// A CSV file from an explicit header and string records (for scenario-dependent columns).
+    pub fn add_csv_records(
+        &mut self,
+        name: &str,
+        header: &[String],
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) -> io::Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(header).map_err(io::Error::other)?;
+        for r in rows {
+            w.write_record(&r).map_err(io::Error::other)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.add_bytes(name, bytes);
+        Ok(())
+    }
+
+    /// sha256 (hex) of each file added so far.
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(Vec::as_slice)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Writes all files into `dir`, replacing it as a whole.
+    pub fn commit(&self, dir: &Path) -> io::Result<()> {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let name = dir
+            .file_name()
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: not a directory name", dir.display()),
+                )
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir(&tmp)?;
+        let written = (|| {
+            for (file, bytes) in &self.files {
+                let path = tmp.join(file);
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                std::fs::write(&path, bytes)?;
+                std::fs::File::open(&path)?.sync_all()?;
+            }
+            Ok::<(), io::Error>(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        replace_dir(&tmp, dir)
+    }
+}
+
+/// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after.
+fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
+    if dir.exists() {
+        let old: PathBuf = dir.with_file_name(format!(
+            ".{}.old-{}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(dir, &old)?;
+        if let Err(e) = std::fs::rename(new, dir) {
+            // Put the previous directory back so the caller loses nothing.
+            let _ = std::fs::rename(&old, dir);
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&old)?;
+        Ok(())
+    } else {
+        std::fs::rename(new, dir)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), if the platform tells.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_replaces_whole_directory() {
+        let base = std::env::temp_dir().join(format!("domiso-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("run");
+        let mut a = RunFiles::new();
+        a.add_bytes("a.txt", b"one".to_vec());
+        a.add_bytes("stale.txt", b"x".to_vec());
+        a.commit(&dir).unwrap();
+        let mut b = RunFiles::new();
+        b.add_bytes("a.txt", b"two".to_vec());
+        b.commit(&dir).unwrap();
+        assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"two");
+        assert!(
+            !dir.join("stale.txt").exists(),
+            "files of the previous run are gone"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "no temporary directories left: {leftovers:?}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

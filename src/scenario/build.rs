@@ -1,0 +1,1077 @@
+//! Validation of a raw [`ScenarioFile`] into the typed [`Scenario`] the model runs on.
+//!
+//! Contract: `Scenario` values are internally consistent: fractions in range, mixes that
+//! sum to one, names that resolve, sizes under the stated limits (checked here, before any
+//! allocation). Every problem becomes a [`Diagnostic`] naming `file:line:col`, the key path
+//! and what was expected; all problems of a file are reported at once, not just the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::Ipv4Net;
+use sha2::{Digest, Sha256};
+
+use super::diag::{
+    Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables,
+    text_from_utf8,
+};
+use super::file::*;
+use crate::engine::SimDuration;
+use crate::model::kinds::{Affinity, ClientCategory, GroupKind, HostKind, Os, Protocol, Role};
+
+/// Upper bounds checked before anything is allocated, so that a hostile or mistyped
+/// scenario (10^12 clients) is an input error, not an out-of-memory crash.
+pub mod limits {
+    pub const MAX_CLIENTS: u32 = 5_000_000;
+    pub const MAX_SITES: u32 = 100_000;
+    pub const MAX_REGIONS: u32 = 256;
+    pub const MAX_DAYS: u32 = 3_650;
+    pub const MAX_DOMAINS: usize = 64;
+    pub const MAX_GROUPS: usize = 64;
+    pub const MAX_APPS: usize = 64;
+    pub const MAX_NLB_CLUSTERS: u32 = 10_000;
+    pub const MAX_NLB_NODES: u32 = 32;
+    pub const MAX_SESSIONS_PER_DAY: f64 = 100_000.0;
+    pub const MAX_SERVERS: u64 = 1_000_000;
+}
+
+/// A probability mix over a small vocabulary, normalised to sum to exactly one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix<T> {
+    entries: Vec<(T, f64)>,
+}
+
+impl<T: Copy> Mix<T> {
+    pub fn new(entries: Vec<(T, f64)>) -> Self {
+        let total: f64 = entries.iter().map(|e| e.1).sum();
+        let entries = entries.into_iter().map(|(t, w)| (t, w / total)).collect();
+        Mix { entries }
+    }
+    pub fn entries(&self) -> &[(T, f64)] {
+        &self.entries
+    }
+    /// The value whose cumulative interval holds `u` in [0, 1).
+    pub fn sample(&self, u: f64) -> T {
+        let mut acc = 0.0;
+        for &(t, w) in &self.entries {
+            acc += w;
+            if u < acc {
+                return t;
+            }
+        }
+        self.entries.last().expect("a Mix is never empty").0
+    }
+    pub fn share(&self, t: T) -> f64
+    where
+        T: PartialEq,
+    {
+        self.entries.iter().filter(|e| e.0 == t).map(|e| e.1).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where the text came from (a path, or `builtin:<name>`) and its sha256.
+    pub source: String,
+    pub sha256: String,
+    pub run: RunParams,
+    pub campus: CampusParams,
+    pub domains: Vec<DomainParams>,
+    pub server_roles: Vec<ServerRoleParams>,
+    pub nlb: NlbParams,
+    pub groups: Vec<GroupParams>,
+    pub topology: TopologyParams,
+    pub traffic: TrafficParams,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunParams {
+    pub seed: u64,
+    pub days: u32,
+    /// 0 = Monday .. 6 = Sunday.
+    pub start_weekday: u8,
+    pub utilisation_bin: SimDuration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampusParams {
+    pub clients: u32,
+    pub users: u32,
+    pub sites: u32,
+    pub regions: u32,
+    pub hq_client_share: f64,
+    pub site_size_zipf: f64,
+    pub clients_per_building: u32,
+    pub address_space: Ipv4Net,
+    pub client_subnet_prefixes: Mix<u8>,
+    pub subnet_fill: (f64, f64),
+    pub vpn_pool_prefix: u8,
+    pub laptop_fraction: f64,
+    pub multi_machine_user_fraction: f64,
+    pub simple_policy_update_fraction: f64,
+    pub client_mix: Mix<ClientCategory>,
+    pub managed_os: Mix<Os>,
+    pub test_domain_os: Mix<Os>,
+    pub legacy_os: Mix<Os>,
+    pub vpn_guest_os: Mix<Os>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DomainParams {
+    pub name: String,
+    pub share: f64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    Site,
+    Hub,
+    Hq,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerRoleParams {
+    pub role: Role,
+    pub placement: Placement,
+    pub per_clients: u32,
+    pub min_site_clients: u32,
+    pub os: Mix<Os>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NlbParams {
+    pub clusters: u32,
+    pub nodes_min: u32,
+    pub nodes_max: u32,
+    pub nodes_mean: f64,
+    pub services: Vec<Role>,
+    pub affinity: Mix<Affinity>,
+    pub os: Mix<Os>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupParams {
+    pub name: String,
+    pub kind: GroupKind,
+    pub roles: Vec<Role>,
+    pub clients: Vec<ClientCategory>,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopologyParams {
+    pub lan_capacity_bps: u64,
+    pub lan_latency: SimDuration,
+    pub wan_latency: (SimDuration, SimDuration),
+    pub backbone_capacity_bps: u64,
+    pub backbone_latency: (SimDuration, SimDuration),
+    /// Ascending.
+    pub wan_circuits_bps: Vec<u64>,
+    pub wan_provisioned_per_client_bps: u64,
+    pub wan_burst_per_sqrt_client_bps: u64,
+    pub wan_headroom: (f64, f64),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The initiator's own assigned server of the role (nearest first).
+    Home(Role),
+    /// Any server (or NLB VIP) of the role, by popularity, preferring the own region.
+    Popular(Role),
+    /// Another client, preferring the same building, then site.
+    Peer,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppParams {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub from: Vec<HostKind>,
+    pub to: Target,
+    pub sessions_per_day: f64,
+    pub bytes_up_median: u64,
+    pub bytes_down_median: u64,
+    pub size_sigma: f64,
+    pub duration_median: SimDuration,
+    pub duration_sigma: f64,
+    /// Index into `TrafficParams::profiles`.
+    pub profile: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// Relative activity per hour of day, normalised to a mean of one.
+    pub hourly: [f64; 24],
+}
+
+#[derive(Debug, Clone)]
+pub struct TrafficParams {
+    pub weekend_factor: f64,
+    pub popularity_zipf: f64,
+    pub popular_local_share: f64,
+    pub peer_building_share: f64,
+    pub tcp_window_bytes: u64,
+    pub profiles: Vec<Profile>,
+    pub apps: Vec<AppParams>,
+}
+
+/// Why a scenario could not be loaded. Both variants are input errors (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: cannot read scenario: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(#[from] Diagnostics),
+}
+
+/// The white-paper campus, embedded so `domiso run` works with no file at hand.
+pub const BUILTIN_WHITEPAPER: &str = include_str!("../../scenarios/whitepaper-2008.toml");
+pub const BUILTIN_WHITEPAPER_NAME: &str = "scenarios/whitepaper-2008.toml";
+
+/// The name `extends` uses for the embedded white-paper scenario.
+pub const BUILTIN_WHITEPAPER_REF: &str = "builtin:whitepaper-2008";
+
+/// How many `extends` links a scenario may chain (a longer chain is taken for a cycle).
+const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// Loads and validates a scenario file.
+pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let text = text_from_utf8(&shown, &bytes).map_err(|d| Diagnostics(vec![d]))?;
+    Ok(parse(&shown, text)?)
+}
+
+/// The built-in default scenario.
+pub fn builtin() -> Scenario {
+    parse(BUILTIN_WHITEPAPER_NAME, BUILTIN_WHITEPAPER)
+        .expect("the embedded white-paper scenario is valid (checked by tests)")
+}
+
+/// One file of a scenario and the files it extends.
+struct Layer {
+    file: String,
+    text: String,
+    table: toml::Table,
+}
+
+/// Reads `file` and, following `extends`, its bases: most specific first.
+fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut current = (file.to_string(), text.to_string());
+    loop {
+        let (file, text) = current;
+        let mut table: toml::Table = from_toml(&file, &text)?;
+        let extends = table.remove("extends");
+        let map = SourceMap::new(&file, &text);
+        let at = KeyPath::root().key("extends");
+        let next = match extends {
+            None => None,
+            Some(toml::Value::String(base)) => {
+                if layers.len() + 1 >= MAX_EXTENDS_DEPTH {
+                    return Err(map.error(&at, format!("more than {MAX_EXTENDS_DEPTH} scenarios chained by `extends` (a cycle?)")));
+                }
+                if base == BUILTIN_WHITEPAPER_REF {
+                    Some((
+                        BUILTIN_WHITEPAPER_NAME.to_string(),
+                        BUILTIN_WHITEPAPER.to_string(),
+                    ))
+                } else {
+                    let dir = std::path::Path::new(&file)
+                        .parent()
+                        .unwrap_or(std::path::Path::new(""));
+                    let path = dir.join(&base);
+                    let bytes = std::fs::read(&path).map_err(|e| {
+                        map.error(
+                            &at,
+                            format!("cannot read the base scenario {}: {e}", path.display()),
+                        )
+                    })?;
+                    let shown = path.display().to_string();
+                    let base_text = text_from_utf8(&shown, &bytes)?.to_string();
+                    Some((shown, base_text))
+                }
+            }
+            Some(other) => {
+                return Err(map.error(
+                    &at,
+                    format!(
+                        "expected a scenario path or \"{BUILTIN_WHITEPAPER_REF}\", found a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        layers.push(Layer { file, text, table });
+        match next {
+            Some(n) => current = n,
+            None => return Ok(layers),
+        }
+    }
+}
+
+/// Parses and validates scenario text; `file` is the name used in diagnostics and the
+/// place `extends` paths are resolved from.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
+    let one = |d: Diagnostic| Diagnostics(vec![d]);
+    let layers = read_layers(file, text).map_err(one)?;
+    let map = LayeredMap::new(
+        layers
+            .iter()
+            .map(|l| SourceMap::new(&l.file, &l.text))
+            .collect(),
+    );
+    let raw: ScenarioFile = if layers.len() == 1 {
+        // A single file: deserialise from the text itself for exact spans.
+        from_toml(file, text).map_err(one)?
+    } else {
+        let mut merged = toml::Table::new();
+        for layer in layers.iter().rev() {
+            merge_tables(&mut merged, layer.table.clone());
+        }
+        from_table(merged, &map).map_err(one)?
+    };
+    let mut hasher = Sha256::new();
+    for layer in &layers {
+        hasher.update(layer.text.as_bytes());
+    }
+    let mut v = Validator {
+        map: &map,
+        problems: Vec::new(),
+    };
+    let scenario = v.scenario(raw, hex(&hasher.finalize()));
+    if v.problems.is_empty() {
+        Ok(scenario)
+    } else {
+        v.problems
+            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        Err(Diagnostics(v.problems))
+    }
+}
+
+struct Validator<'a> {
+    map: &'a LayeredMap,
+    problems: Vec<Diagnostic>,
+}
+
+fn p(segs: &[&str]) -> KeyPath {
+    segs.iter().fold(KeyPath::root(), |k, s| k.key(*s))
+}
+
+impl Validator<'_> {
+    fn fail(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.problems.push(self.map.error(path, message));
+    }
+
+    fn fraction(&mut self, path: KeyPath, x: f64) -> f64 {
+        if !(0.0..=1.0).contains(&x) {
+            self.fail(
+                &path,
+                format!("expected a fraction between 0 and 1, found {x}"),
+            );
+        }
+        x
+    }
+
+    fn count(&mut self, path: KeyPath, x: u32, min: u32, max: u32) -> u32 {
+        if x < min || x > max {
+            self.fail(
+                &path,
+                format!("expected a count from {min} to {max}, found {x}"),
+            );
+        }
+        x
+    }
+
+    fn range<T: PartialOrd + Copy + std::fmt::Display>(
+        &mut self,
+        path: KeyPath,
+        r: [T; 2],
+    ) -> (T, T) {
+        if r[0] > r[1] {
+            self.fail(
+                &path,
+                format!(
+                    "expected [min, max] with min <= max, found [{}, {}]",
+                    r[0], r[1]
+                ),
+            );
+        }
+        (r[0], r[1])
+    }
+
+    /// A mix must be non-empty, non-negative, sum to one (within 0.1%), and each key must
+    /// pass `allowed`.
+    fn mix<T: Copy + Ord + std::fmt::Display>(
+        &mut self,
+        path: KeyPath,
+        raw: &BTreeMap<T, f64>,
+        allowed: impl Fn(T) -> bool,
+        what: &str,
+    ) -> Mix<T> {
+        let mut entries = Vec::new();
+        for (&k, &w) in raw {
+            if !allowed(k) {
+                self.fail(
+                    &path.key(k.to_string()),
+                    format!("`{k}` is not allowed here: expected {what}"),
+                );
+            }
+            if !(w.is_finite() && w >= 0.0) {
+                self.fail(
+                    &path.key(k.to_string()),
+                    format!("expected a non-negative share, found {w}"),
+                );
+            }
+            entries.push((k, w.max(0.0)));
+        }
+        let total: f64 = entries.iter().map(|e| e.1).sum();
+        if entries.is_empty() || total.is_nan() || total <= 0.0 {
+            self.fail(
+                &path,
+                format!("expected at least one positive share of {what}"),
+            );
+            return Mix { entries: vec![] };
+        }
+        if (total - 1.0).abs() > 1e-3 {
+            self.fail(
+                &path,
+                format!("shares must sum to 1, they sum to {total:.6}"),
+            );
+        }
+        Mix::new(entries)
+    }
+
+    fn scenario(&mut self, raw: ScenarioFile, sha256: String) -> Scenario {
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            self.fail(
+                &p(&["name"]),
+                format!("expected a name of letters, digits, '-', '_' or '.' (it names the output directory), found {:?}", raw.name),
+            );
+        }
+        let run = self.run(&raw.run);
+        let campus = self.campus(&raw.campus);
+        let domains = self.domains(&raw.domains);
+        let server_roles = self.server_roles(&raw.server_roles, campus.clients);
+        let nlb = self.nlb(&raw.nlb);
+        let groups = self.groups(&raw.groups);
+        let topology = self.topology(&raw.topology);
+        let traffic = self.traffic(&raw.traffic, &raw.apps, &server_roles, &nlb);
+        Scenario {
+            name: raw.name,
+            description: raw.description,
+            source: self.map.file().to_string(),
+            sha256,
+            run,
+            campus,
+            domains,
+            server_roles,
+            nlb,
+            groups,
+            topology,
+            traffic,
+        }
+    }
+
+    fn run(&mut self, r: &RunFile) -> RunParams {
+        let days = self.count(p(&["run", "days"]), r.days, 1, limits::MAX_DAYS);
+        const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let start_weekday = match WEEKDAYS.iter().position(|d| *d == r.start_weekday) {
+            Some(i) => i as u8,
+            None => {
+                self.fail(
+                    &p(&["run", "start_weekday"]),
+                    format!(
+                        "expected one of {}, found {:?}",
+                        WEEKDAYS.join(", "),
+                        r.start_weekday
+                    ),
+                );
+                0
+            }
+        };
+        let bin = r.utilisation_bin.0;
+        if bin < SimDuration::SECOND || SimDuration::DAY.as_nanos() % bin.as_nanos() != 0 {
+            self.fail(
+                &p(&["run", "utilisation_bin"]),
+                format!("expected at least 1 s and a whole fraction of a day (e.g. \"5 min\"), found {bin}"),
+            );
+        }
+        RunParams {
+            seed: r.seed,
+            days,
+            start_weekday,
+            utilisation_bin: bin,
+        }
+    }
+
+    fn campus(&mut self, c: &CampusFile) -> CampusParams {
+        let k = |s: &str| p(&["campus", s]);
+        let clients = self.count(k("clients"), c.clients, 1, limits::MAX_CLIENTS);
+        let users = self.count(k("users"), c.users, 1, clients.max(1));
+        let sites = self.count(
+            k("sites"),
+            c.sites,
+            1,
+            limits::MAX_SITES.min(clients.max(1)),
+        );
+        let regions = self.count(
+            k("regions"),
+            c.regions,
+            1,
+            limits::MAX_REGIONS.min(sites.max(1)),
+        );
+        let hq_client_share = self.fraction(k("hq_client_share"), c.hq_client_share);
+        if c.site_size_zipf < 0.0 || c.site_size_zipf > 4.0 || !c.site_size_zipf.is_finite() {
+            self.fail(
+                &k("site_size_zipf"),
+                format!(
+                    "expected an exponent from 0 to 4, found {}",
+                    c.site_size_zipf
+                ),
+            );
+        }
+        let clients_per_building = self.count(
+            k("clients_per_building"),
+            c.clients_per_building,
+            1,
+            1_000_000,
+        );
+        let address_space = match c.address_space.parse::<Ipv4Net>() {
+            Ok(net) if net.prefix_len() <= 16 => net.trunc(),
+            Ok(net) => {
+                self.fail(
+                    &k("address_space"),
+                    format!(
+                        "expected a block of /16 or larger, found /{}",
+                        net.prefix_len()
+                    ),
+                );
+                net
+            }
+            Err(_) => {
+                self.fail(
+                    &k("address_space"),
+                    format!(
+                        "expected an IPv4 prefix like \"10.0.0.0/8\", found {:?}",
+                        c.address_space
+                    ),
+                );
+                Ipv4Net::new(std::net::Ipv4Addr::new(10, 0, 0, 0), 8).expect("valid")
+            }
+        };
+        let mut prefixes = BTreeMap::new();
+        for (key, &w) in &c.client_subnet_prefixes {
+            let len = key
+                .trim_start_matches('/')
+                .parse::<u8>()
+                .ok()
+                .filter(|l| (18..=26).contains(l));
+            match len {
+                Some(l) => {
+                    prefixes.insert(l, w);
+                }
+                None => self.fail(
+                    &k("client_subnet_prefixes").key(key),
+                    format!(
+                        "expected a prefix length from 18 to 26 (\"24\" or \"/24\"), found {key:?}"
+                    ),
+                ),
+            }
+        }
+        let client_subnet_prefixes = self.mix(
+            k("client_subnet_prefixes"),
+            &prefixes,
+            |_| true,
+            "prefix lengths",
+        );
+        let subnet_fill = self.range(k("subnet_fill"), c.subnet_fill);
+        if !(subnet_fill.0 > 0.0 && subnet_fill.1 <= 1.0) {
+            self.fail(&k("subnet_fill"), "expected shares in (0, 1]");
+        }
+        if !(18..=21).contains(&c.vpn_pool_prefix) {
+            self.fail(
+                &k("vpn_pool_prefix"),
+                format!(
+                    "expected a prefix length from 18 to 21, found {}",
+                    c.vpn_pool_prefix
+                ),
+            );
+        }
+        let windows = |o: Os| o.ipsec_capable();
+        CampusParams {
+            clients,
+            users,
+            sites,
+            regions,
+            hq_client_share,
+            site_size_zipf: c.site_size_zipf,
+            clients_per_building,
+            address_space,
+            client_subnet_prefixes,
+            subnet_fill,
+            vpn_pool_prefix: c.vpn_pool_prefix,
+            laptop_fraction: self.fraction(k("laptop_fraction"), c.laptop_fraction),
+            multi_machine_user_fraction: self.fraction(
+                k("multi_machine_user_fraction"),
+                c.multi_machine_user_fraction,
+            ),
+            simple_policy_update_fraction: self.fraction(
+                k("simple_policy_update_fraction"),
+                c.simple_policy_update_fraction,
+            ),
+            client_mix: self.mix(
+                k("client_mix"),
+                &c.client_mix,
+                |_| true,
+                "client categories",
+            ),
+            managed_os: self.mix(
+                k("managed_os"),
+                &c.managed_os,
+                windows,
+                "Windows 2000 or later",
+            ),
+            test_domain_os: self.mix(
+                k("test_domain_os"),
+                &c.test_domain_os,
+                windows,
+                "Windows 2000 or later",
+            ),
+            legacy_os: self.mix(
+                k("legacy_os"),
+                &c.legacy_os,
+                |o| matches!(o, Os::Nt4 | Os::Win9x),
+                "nt4 or win9x",
+            ),
+            vpn_guest_os: self.mix(
+                k("vpn_guest_os"),
+                &c.vpn_guest_os,
+                windows,
+                "Windows 2000 or later",
+            ),
+        }
+    }
+
+    fn domains(&mut self, raw: &[DomainFile]) -> Vec<DomainParams> {
+        if raw.is_empty() {
+            self.fail(&p(&["domain"]), "expected at least one [[domain]]");
+        }
+        if raw.len() > limits::MAX_DOMAINS {
+            self.fail(
+                &p(&["domain"]),
+                format!("at most {} domains are supported", limits::MAX_DOMAINS),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut total = 0.0;
+        let out: Vec<DomainParams> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let path = KeyPath::root().key("domain").index(i);
+                if !seen.insert(d.name.as_str()) {
+                    self.fail(
+                        &path.key("name"),
+                        format!("duplicate domain name {:?}", d.name),
+                    );
+                }
+                let share = self.fraction(path.key("share"), d.share);
+                total += share;
+                DomainParams {
+                    name: d.name.clone(),
+                    share,
+                }
+            })
+            .collect();
+        if !raw.is_empty() && (total - 1.0).abs() > 1e-3 {
+            self.fail(
+                &p(&["domain"]),
+                format!("domain shares must sum to 1, they sum to {total:.6}"),
+            );
+        }
+        out
+    }
+
+    fn server_roles(&mut self, raw: &[ServerRoleFile], clients: u32) -> Vec<ServerRoleParams> {
+        let mut seen = BTreeSet::new();
+        let mut total_servers: u64 = 0;
+        let out = raw
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let path = KeyPath::root().key("server_role").index(i);
+                if !seen.insert(r.role) {
+                    self.fail(
+                        &path.key("role"),
+                        format!("role `{}` is defined twice", r.role),
+                    );
+                }
+                let placement = match r.placement.as_str() {
+                    "site" => Placement::Site,
+                    "hub" => Placement::Hub,
+                    "hq" => Placement::Hq,
+                    other => {
+                        self.fail(
+                            &path.key("placement"),
+                            format!("expected one of site, hub, hq, found {other:?}"),
+                        );
+                        Placement::Hq
+                    }
+                };
+                let per_clients = self.count(path.key("per_clients"), r.per_clients, 1, u32::MAX);
+                total_servers += u64::from(clients) / u64::from(per_clients.max(1)) + 1;
+                let os = self.mix(path.key("os"), &r.os, |_| true, "operating systems");
+                ServerRoleParams {
+                    role: r.role,
+                    placement,
+                    per_clients,
+                    min_site_clients: r.min_site_clients,
+                    os,
+                }
+            })
+            .collect();
+        if total_servers > limits::MAX_SERVERS {
+            self.fail(
+                &p(&["server_role"]),
+                format!(
+                    "these ratios give about {total_servers} servers, more than the limit of {}",
+                    limits::MAX_SERVERS
+                ),
+            );
+        }
+        out
+    }
+
+    fn nlb(&mut self, n: &NlbFile) -> NlbParams {
+        let k = |s: &str| p(&["nlb", s]);
+        let clusters = self.count(k("clusters"), n.clusters, 0, limits::MAX_NLB_CLUSTERS);
+        let nodes_min = self.count(k("nodes_min"), n.nodes_min, 2, limits::MAX_NLB_NODES);
+        let nodes_max = self.count(k("nodes_max"), n.nodes_max, 2, limits::MAX_NLB_NODES);
+        if nodes_min > nodes_max {
+            self.fail(
+                &k("nodes_max"),
+                format!("expected nodes_max >= nodes_min ({nodes_min}), found {nodes_max}"),
+            );
+        }
+        if !(n.nodes_mean >= f64::from(nodes_min) && n.nodes_mean <= f64::from(nodes_max)) {
+            self.fail(
+                &k("nodes_mean"),
+                format!(
+                    "expected a mean between nodes_min and nodes_max, found {}",
+                    n.nodes_mean
+                ),
+            );
+        }
+        if clusters > 0 && n.services.is_empty() {
+            self.fail(
+                &k("services"),
+                "expected at least one service role for the clusters",
+            );
+        }
+        NlbParams {
+            clusters,
+            nodes_min,
+            nodes_max,
+            nodes_mean: n.nodes_mean,
+            services: n.services.clone(),
+            affinity: self.mix(k("affinity"), &n.affinity, |_| true, "affinities"),
+            os: self.mix(
+                k("os"),
+                &n.os,
+                |o| o.is_server_os() || o == Os::Win2000,
+                "a Windows server OS",
+            ),
+        }
+    }
+
+    fn groups(&mut self, raw: &[GroupFile]) -> Vec<GroupParams> {
+        if raw.len() > limits::MAX_GROUPS {
+            self.fail(
+                &p(&["group"]),
+                format!("at most {} groups are supported", limits::MAX_GROUPS),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        raw.iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let path = KeyPath::root().key("group").index(i);
+                if !seen.insert(g.name.as_str()) {
+                    self.fail(
+                        &path.key("name"),
+                        format!("duplicate group name {:?}", g.name),
+                    );
+                }
+                GroupParams {
+                    name: g.name.clone(),
+                    kind: g.kind,
+                    roles: g.roles.clone(),
+                    clients: g.clients.clone(),
+                    fraction: self.fraction(path.key("fraction"), g.fraction),
+                }
+            })
+            .collect()
+    }
+
+    fn topology(&mut self, t: &TopologyFile) -> TopologyParams {
+        let k = |s: &str| p(&["topology", s]);
+        let wan_latency = self.range(k("wan_latency"), [t.wan_latency[0].0, t.wan_latency[1].0]);
+        let backbone_latency = self.range(
+            k("backbone_latency"),
+            [t.backbone_latency[0].0, t.backbone_latency[1].0],
+        );
+        let mut circuits: Vec<u64> = t.wan_circuits.iter().map(|b| b.0).collect();
+        if circuits.is_empty() || circuits.contains(&0) {
+            self.fail(
+                &k("wan_circuits"),
+                "expected a non-empty list of non-zero bitrates",
+            );
+        }
+        circuits.sort_unstable();
+        for (name, bps) in [
+            ("lan_capacity", t.lan_capacity.0),
+            ("backbone_capacity", t.backbone_capacity.0),
+            ("wan_provisioned_per_client", t.wan_provisioned_per_client.0),
+        ] {
+            if bps == 0 {
+                self.fail(&k(name), "expected a non-zero bitrate");
+            }
+        }
+        let headroom = self.range(k("wan_headroom"), t.wan_headroom);
+        if !(headroom.0 > 0.0 && headroom.1 <= 100.0) {
+            self.fail(&k("wan_headroom"), "expected factors in (0, 100]");
+        }
+        TopologyParams {
+            lan_capacity_bps: t.lan_capacity.0,
+            lan_latency: t.lan_latency.0,
+            wan_latency,
+            backbone_capacity_bps: t.backbone_capacity.0,
+            backbone_latency,
+            wan_circuits_bps: circuits,
+            wan_provisioned_per_client_bps: t.wan_provisioned_per_client.0,
+            wan_burst_per_sqrt_client_bps: t.wan_burst_per_sqrt_client.0,
+            wan_headroom: headroom,
+        }
+    }
+
+    fn traffic(
+        &mut self,
+        t: &TrafficFile,
+        apps: &[AppFile],
+        roles: &[ServerRoleParams],
+        nlb: &NlbParams,
+    ) -> TrafficParams {
+        let k = |s: &str| p(&["traffic", s]);
+        if !(t.popularity_zipf.is_finite() && (0.0..=4.0).contains(&t.popularity_zipf)) {
+            self.fail(
+                &k("popularity_zipf"),
+                format!(
+                    "expected an exponent from 0 to 4, found {}",
+                    t.popularity_zipf
+                ),
+            );
+        }
+        let mut profiles = Vec::new();
+        for (name, weights) in &t.diurnal {
+            let path = k("diurnal").key(name);
+            let ok = weights.len() == 24 && weights.iter().all(|w| w.is_finite() && *w >= 0.0);
+            let total: f64 = weights.iter().sum();
+            if !ok || total <= 0.0 {
+                self.fail(
+                    &path,
+                    format!(
+                        "expected 24 non-negative hourly weights, not all zero (found {} values)",
+                        weights.len()
+                    ),
+                );
+                continue;
+            }
+            let mut hourly = [0.0; 24];
+            for (h, w) in weights.iter().enumerate() {
+                hourly[h] = w * 24.0 / total;
+            }
+            profiles.push(Profile {
+                name: name.clone(),
+                hourly,
+            });
+        }
+        if apps.is_empty() {
+            self.fail(&p(&["app"]), "expected at least one [[app]]");
+        }
+        if apps.len() > limits::MAX_APPS {
+            self.fail(
+                &p(&["app"]),
+                format!("at most {} applications are supported", limits::MAX_APPS),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let has_servers = |r: Role| {
+            roles.iter().any(|s| s.role == r) || (nlb.clusters > 0 && nlb.services.contains(&r))
+        };
+        let apps = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let path = KeyPath::root().key("app").index(i);
+                if !seen.insert(a.name.as_str()) {
+                    self.fail(
+                        &path.key("name"),
+                        format!("duplicate application name {:?}", a.name),
+                    );
+                }
+                let mut from = Vec::new();
+                for (j, f) in a.from.iter().enumerate() {
+                    match HostKind::from_name(f) {
+                        Some(kind) => from.push(kind),
+                        None => self.fail(
+                            &path.key("from").index(j),
+                            format!(
+                                "unknown host kind {f:?}: expected one of {}",
+                                HostKind::expected()
+                            ),
+                        ),
+                    }
+                }
+                if a.from.is_empty() {
+                    self.fail(
+                        &path.key("from"),
+                        "expected at least one initiating host kind",
+                    );
+                }
+                let to = match parse_target(&a.to) {
+                    Ok(Target::Home(r) | Target::Popular(r)) if !has_servers(r) => {
+                        self.fail(
+                            &path.key("to"),
+                            format!("no servers of role `{r}` exist: add a [[server_role]] for it"),
+                        );
+                        Target::Peer
+                    }
+                    Ok(t) => t,
+                    Err(msg) => {
+                        self.fail(&path.key("to"), msg);
+                        Target::Peer
+                    }
+                };
+                if !(a.sessions_per_day.is_finite()
+                    && (0.0..=limits::MAX_SESSIONS_PER_DAY).contains(&a.sessions_per_day))
+                {
+                    self.fail(
+                        &path.key("sessions_per_day"),
+                        format!(
+                            "expected a rate from 0 to {}, found {}",
+                            limits::MAX_SESSIONS_PER_DAY,
+                            a.sessions_per_day
+                        ),
+                    );
+                }
+                for (name, s) in [
+                    ("size_sigma", a.size_sigma),
+                    ("duration_sigma", a.duration_sigma),
+                ] {
+                    if !(s.is_finite() && (0.0..=4.0).contains(&s)) {
+                        self.fail(
+                            &path.key(name),
+                            format!("expected a lognormal sigma from 0 to 4, found {s}"),
+                        );
+                    }
+                }
+                let profile = match profiles.iter().position(|pr| pr.name == a.diurnal) {
+                    Some(i) => i,
+                    None => {
+                        let names: Vec<&str> = t.diurnal.keys().map(String::as_str).collect();
+                        self.fail(
+                            &path.key("diurnal"),
+                            format!(
+                                "unknown profile {:?}: expected one of {}",
+                                a.diurnal,
+                                names.join(", ")
+                            ),
+                        );
+                        0
+                    }
+                };
+                AppParams {
+                    name: a.name.clone(),
+                    protocol: a.protocol,
+                    port: a.port,
+                    from,
+                    to,
+                    sessions_per_day: a.sessions_per_day,
+                    bytes_up_median: a.bytes_up.0,
+                    bytes_down_median: a.bytes_down.0,
+                    size_sigma: a.size_sigma,
+                    duration_median: a.duration.0,
+                    duration_sigma: a.duration_sigma,
+                    profile,
+                }
+            })
+            .collect();
+        TrafficParams {
+            weekend_factor: {
+                if !(t.weekend_factor.is_finite() && (0.0..=10.0).contains(&t.weekend_factor)) {
+                    self.fail(
+                        &k("weekend_factor"),
+                        format!("expected a factor from 0 to 10, found {}", t.weekend_factor),
+                    );
+                }
+                t.weekend_factor
+            },
+            popularity_zipf: t.popularity_zipf,
+            popular_local_share: self.fraction(k("popular_local_share"), t.popular_local_share),
+            peer_building_share: self.fraction(k("peer_building_share"), t.peer_building_share),
+            tcp_window_bytes: {
+                if t.tcp_window.0 < 1024 {
+                    self.fail(
+                        &k("tcp_window"),
+                        format!(
+                            "expected a window of at least 1 KiB, found {}",
+                            t.tcp_window
+                        ),
+                    );
+                }
+                t.tcp_window.0
+            },
+            profiles,
+            apps,
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    let bad = || format!("expected \"home:<role>\", \"popular:<role>\" or \"peer\", found {s:?}");
+    if s == "peer" {
+        return Ok(Target::Peer);
+    }
+    let (kind, role) = s.split_once(':').ok_or_else(bad)?;
+    let role = Role::from_name(role).ok_or_else(|| {
+        format!(
+            "unknown role {role:?}: expected one of {}",
+            Role::expected()
+        )
+    })?;
+    match kind {
+        "home" => Ok(Target::Home(role)),
+        "popular" => Ok(Target::Popular(role)),
+        _ => Err(bad()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,207 @@
+//! Raw scenario file: serde structs mirroring the TOML text one to one.
+//!
+//! Contract: every struct denies unknown fields, so a misspelt key is an error that names
+//! the key (see `diag`). Quantities with units are unit strings parsed by `units`
+//! (`"500 ms"`, `"100000 KB"`, `"1 Gbps"`); counts are unsigned integers, so a negative
+//! count is a type error at its own position. Nothing here checks cross-field rules
+//! (fractions summing to one, references to names): that is `build`'s job, which turns a
+//! [`ScenarioFile`] into a typed `Scenario`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::units::{Bitrate, ByteSize, Duration};
+use crate::model::kinds::{Affinity, ClientCategory, GroupKind, Os, Protocol, Role};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// A scenario this one modifies: a path relative to this file, or
+    /// `"builtin:whitepaper-2008"`. Tables merge key by key; other values (arrays included)
+    /// replace the base's.
+    #[serde(default)]
+    pub extends: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub run: RunFile,
+    pub campus: CampusFile,
+    #[serde(rename = "domain")]
+    pub domains: Vec<DomainFile>,
+    #[serde(rename = "server_role")]
+    pub server_roles: Vec<ServerRoleFile>,
+    pub nlb: NlbFile,
+    #[serde(rename = "group", default)]
+    pub groups: Vec<GroupFile>,
+    pub topology: TopologyFile,
+    pub traffic: TrafficFile,
+    #[serde(rename = "app")]
+    pub apps: Vec<AppFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFile {
+    /// Master seed used when the command line gives none.
+    pub seed: u64,
+    /// Simulated days.
+    pub days: u32,
+    /// Weekday of day 0: "mon" .. "sun".
+    pub start_weekday: String,
+    /// Width of the bins in which link utilisation is measured.
+    pub utilisation_bin: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampusFile {
+    pub clients: u32,
+    pub users: u32,
+    pub sites: u32,
+    pub regions: u32,
+    /// Share of all clients at the headquarters site.
+    pub hq_client_share: f64,
+    /// Zipf exponent of the other sites' sizes (by rank).
+    pub site_size_zipf: f64,
+    /// Sites with fewer clients than this have no servers of their own beyond the
+    /// site-placed roles' own thresholds; used only to size buildings.
+    pub clients_per_building: u32,
+    /// Private block that all corporate subnets are carved from, e.g. "10.0.0.0/8".
+    pub address_space: String,
+    /// Prefix lengths of client subnets and their weights, e.g. { 24 = 0.5, 26 = 0.1 }.
+    pub client_subnet_prefixes: BTreeMap<String, f64>,
+    /// Range of the share of a subnet's addresses that hosts occupy.
+    pub subnet_fill: [f64; 2],
+    /// Prefix length of each region's VPN address pool (a large subnet, /18 to /21).
+    pub vpn_pool_prefix: u8,
+    pub laptop_fraction: f64,
+    /// Share of users who are developers or testers and own the extra machines.
+    pub multi_machine_user_fraction: f64,
+    /// Share of Windows XP SP2 / Server 2003 SP1 hosts with the Simple Policy update
+    /// (KB914841), which cuts the fallback-to-clear wait from 3 s to 500 ms.
+    pub simple_policy_update_fraction: f64,
+    pub client_mix: BTreeMap<ClientCategory, f64>,
+    pub managed_os: BTreeMap<Os, f64>,
+    pub test_domain_os: BTreeMap<Os, f64>,
+    pub legacy_os: BTreeMap<Os, f64>,
+    pub vpn_guest_os: BTreeMap<Os, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainFile {
+    pub name: String,
+    /// Share of the domain-joined (managed) computers in this domain.
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerRoleFile {
+    pub role: Role,
+    /// Where the servers of this role live: "site", "hub" (regional data centres) or "hq".
+    pub placement: String,
+    /// One server per this many clients served by the placement unit (rounded up).
+    pub per_clients: u32,
+    /// For "site" placement: sites with fewer clients get none and use their hub's.
+    #[serde(default)]
+    pub min_site_clients: u32,
+    pub os: BTreeMap<Os, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NlbFile {
+    pub clusters: u32,
+    pub nodes_min: u32,
+    pub nodes_max: u32,
+    pub nodes_mean: f64,
+    /// Roles whose service the clusters provide (a cluster's VIP is a target of that role).
+    pub services: Vec<Role>,
+    pub affinity: BTreeMap<Affinity, f64>,
+    pub os: BTreeMap<Os, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFile {
+    pub name: String,
+    pub kind: GroupKind,
+    /// Servers of these roles are members...
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// ...and clients of these categories...
+    #[serde(default)]
+    pub clients: Vec<ClientCategory>,
+    /// ...each with this probability.
+    #[serde(default = "one")]
+    pub fraction: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyFile {
+    pub lan_capacity: Bitrate,
+    pub lan_latency: Duration,
+    pub wan_latency: [Duration; 2],
+    pub backbone_capacity: Bitrate,
+    pub backbone_latency: [Duration; 2],
+    /// Circuit sizes a site's WAN link is bought in; the smallest that covers the
+    /// provisioned demand is chosen.
+    pub wan_circuits: Vec<Bitrate>,
+    /// Busy-hour bandwidth provisioned per client behind a WAN link.
+    pub wan_provisioned_per_client: Bitrate,
+    /// Burst allowance per square root of the clients behind the link.
+    pub wan_burst_per_sqrt_client: Bitrate,
+    /// Range of the random factor applied to the provisioned demand before rounding up
+    /// to a circuit (below 1: links bought too small, i.e. near capacity).
+    pub wan_headroom: [f64; 2],
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficFile {
+    /// Activity on Saturday and Sunday relative to a weekday.
+    pub weekend_factor: f64,
+    /// Named 24-hour activity profiles (relative weights per hour, 00:00 first).
+    pub diurnal: BTreeMap<String, Vec<f64>>,
+    /// Popular-server choice: Zipf exponent over the servers of a role.
+    pub popularity_zipf: f64,
+    /// Popular-server choice: probability of choosing within the client's own region.
+    pub popular_local_share: f64,
+    /// Peer choice: probability that a peer is in the same building (else same site,
+    /// else anywhere, in equal halves of the rest).
+    pub peer_building_share: f64,
+    /// TCP receive window: a flow moves at most window / RTT.
+    pub tcp_window: ByteSize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// Host kinds that start sessions: client categories ("managed", "mac", ...) and
+    /// server roles ("web", "lob", ...).
+    pub from: Vec<String>,
+    /// Who they talk to: "home:<role>", "popular:<role>" or "peer".
+    pub to: String,
+    /// Mean sessions a day per initiating host on a weekday.
+    pub sessions_per_day: f64,
+    /// Median bytes sent by the initiator / by the responder in one session (lognormal).
+    pub bytes_up: ByteSize,
+    pub bytes_down: ByteSize,
+    /// Lognormal sigma of the session sizes.
+    pub size_sigma: f64,
+    /// Median session duration (lognormal with `duration_sigma`).
+    pub duration: Duration,
+    pub duration_sigma: f64,
+    /// Name of a `traffic.diurnal` profile.
+    pub diurnal: String,
+}

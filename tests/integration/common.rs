@@ -1,0 +1,57 @@
+//! Helpers shared by the integration-test modules: paths, the binary, cached campuses.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use domiso::model::campus::Campus;
+use domiso::scenario::build::{self, Scenario};
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    repo().join("scenarios").join(name)
+}
+
+pub fn load(name: &str) -> Scenario {
+    build::load(&scenario_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Runs the `domiso` binary.
+pub fn domiso(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_domiso"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run domiso")
+}
+
+/// A fresh empty directory under the target dir, unique per test name.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo().join("target").join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The reduced campus (seed 1), generated once per test binary.
+pub fn reduced() -> &'static (Scenario, Campus) {
+    static CELL: OnceLock<(Scenario, Campus)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let sc = load("reduced-campus.toml");
+        let campus = Campus::generate(&sc, 1).expect("reduced campus generates");
+        (sc, campus)
+    })
+}
+
+/// The full white-paper campus (seed 1), generated once per test binary.
+pub fn full() -> &'static (Scenario, Campus) {
+    static CELL: OnceLock<(Scenario, Campus)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let sc = build::builtin();
+        let campus = Campus::generate(&sc, 1).expect("white-paper campus generates");
+        (sc, campus)
+    })
+}
