@@ -10,9 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use domiso::bench::{
-    HoldPayload, HoldQueue, HoldRun, Increments, RadixHeap, StdBinaryHeap, hold_increments,
-};
+use domiso::bench::{HoldPayload, HoldQueue, HoldRun, Increments, RadixHeap, StdBinaryHeap, hold_increments};
 use domiso::engine::EventQueue;
 
 const OPS_PER_ITER: u64 = 10_000;
@@ -39,9 +37,7 @@ fn hold(c: &mut Criterion) {
         let mut group = c.benchmark_group("hold");
         group.throughput(Throughput::Elements(OPS_PER_ITER));
         if pending >= 1_000_000 {
-            group
-                .sample_size(20)
-                .measurement_time(Duration::from_secs(8));
+            group.sample_size(20).measurement_time(Duration::from_secs(8));
         }
         bench_queue::<EventQueue<HoldPayload>>(&mut group, "domiso", pending, &incs);
         bench_queue::<StdBinaryHeap>(&mut group, "std_binary_heap", pending, &incs);

@@ -52,10 +52,7 @@ pub enum Increments {
 
 impl Increments {
     /// The default: exponential, mean log-uniform in 1 ms..1 s.
-    pub const DEFAULT: Increments = Increments::ExpLogUniformMean {
-        min_ns: 1_000_000,
-        max_ns: 1_000_000_000,
-    };
+    pub const DEFAULT: Increments = Increments::ExpLogUniformMean { min_ns: 1_000_000, max_ns: 1_000_000_000 };
 
     fn describe(&self) -> String {
         match *self {
@@ -135,18 +132,12 @@ impl Ord for HeapItem {
 
 impl HoldQueue for StdBinaryHeap {
     fn with_capacity(n: usize) -> Self {
-        StdBinaryHeap {
-            heap: BinaryHeap::with_capacity(n + 1),
-            seq: 0,
-        }
+        StdBinaryHeap { heap: BinaryHeap::with_capacity(n + 1), seq: 0 }
     }
     #[inline]
     fn hold_push(&mut self, time: u64, class: u8, payload: HoldPayload) {
         self.seq += 1;
-        self.heap.push(HeapItem {
-            key: Reverse((time, class, self.seq)),
-            payload,
-        });
+        self.heap.push(HeapItem { key: Reverse((time, class, self.seq)), payload });
     }
     #[inline]
     fn hold_pop(&mut self) -> Option<(u64, HoldPayload)> {
@@ -204,13 +195,7 @@ impl<'a, Q: HoldQueue> HoldRun<'a, Q> {
     /// `incs` is cycled when exhausted.
     pub fn fill(pending: usize, incs: &'a [u64]) -> Self {
         assert!(!incs.is_empty(), "need at least one increment");
-        let mut run = HoldRun {
-            queue: Q::with_capacity(pending),
-            incs,
-            cursor: 0,
-            next_id: 0,
-            checksum: 0,
-        };
+        let mut run = HoldRun { queue: Q::with_capacity(pending), incs, cursor: 0, next_id: 0, checksum: 0 };
         for _ in 0..pending {
             let inc = run.next_increment();
             let p = run.next_payload();
@@ -232,11 +217,7 @@ impl<'a, Q: HoldQueue> HoldRun<'a, Q> {
     #[inline]
     fn next_payload(&mut self) -> HoldPayload {
         self.next_id += 1;
-        HoldPayload {
-            id: self.next_id,
-            kind: (self.next_id % 7) as u32,
-            extra: self.next_id as u32,
-        }
+        HoldPayload { id: self.next_id, kind: (self.next_id % 7) as u32, extra: self.next_id as u32 }
     }
 
     /// `ops` hold operations (pop the least, push at popped time + next increment).
@@ -246,10 +227,7 @@ impl<'a, Q: HoldQueue> HoldRun<'a, Q> {
             let (t, p) = self.queue.hold_pop().expect("a hold queue never empties");
             self.checksum = (self.checksum.rotate_left(7) ^ t).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let inc = self.next_increment();
-            let p = HoldPayload {
-                id: p.id.wrapping_add(1),
-                ..p
-            };
+            let p = HoldPayload { id: p.id.wrapping_add(1), ..p };
             self.queue.hold_push(t + inc, class_of(&p), p);
         }
     }
@@ -286,36 +264,18 @@ pub fn hold_benchmark(pending: usize, events: u64, seed: u64) -> HoldReport {
 
 /// The hold benchmark with a chosen increment distribution (same panics as
 /// [`hold_benchmark`]).
-pub fn hold_benchmark_with(
-    pending: usize,
-    events: u64,
-    seed: u64,
-    increments: Increments,
-) -> HoldReport {
-    assert!(
-        pending > 0,
-        "the hold benchmark needs at least one pending event"
-    );
+pub fn hold_benchmark_with(pending: usize, events: u64, seed: u64, increments: Increments) -> HoldReport {
+    assert!(pending > 0, "the hold benchmark needs at least one pending event");
     let warmup = events.min(pending as u64);
-    let wanted = (pending as u64)
-        .saturating_add(warmup)
-        .saturating_add(events);
-    let count = usize::try_from(wanted)
-        .unwrap_or(usize::MAX)
-        .min(MAX_INCREMENTS);
+    let wanted = (pending as u64).saturating_add(warmup).saturating_add(events);
+    let count = usize::try_from(wanted).unwrap_or(usize::MAX).min(MAX_INCREMENTS);
     let incs = hold_increments(count, seed, increments);
 
     let (domiso, c1) = measure::<EventQueue<HoldPayload>>(pending, warmup, events, &incs);
     let (binary, c2) = measure::<StdBinaryHeap>(pending, warmup, events, &incs);
     let (radix, c3) = measure::<RadixHeap>(pending, warmup, events, &incs);
-    assert_eq!(
-        c1, c2,
-        "domiso and BinaryHeap popped different time sequences"
-    );
-    assert_eq!(
-        c1, c3,
-        "domiso and radix-heap popped different time sequences"
-    );
+    assert_eq!(c1, c2, "domiso and BinaryHeap popped different time sequences");
+    assert_eq!(c1, c3, "domiso and radix-heap popped different time sequences");
 
     HoldReport {
         pending,
@@ -348,13 +308,7 @@ pub fn render_text(r: &HoldReport) -> String {
         ("radix-heap RadixHeapMap", r.radix_heap_events_per_s),
     ];
     for (name, rate) in rows {
-        let _ = writeln!(
-            s,
-            "{:<28} {:>12.2} M {:>11.2}x",
-            name,
-            rate / 1e6,
-            r.domiso_events_per_s / rate
-        );
+        let _ = writeln!(s, "{:<28} {:>12.2} M {:>11.2}x", name, rate / 1e6, r.domiso_events_per_s / rate);
     }
     let _ = writeln!(s, "checksum (same for all three): {:#018x}", r.checksum);
     s

@@ -13,15 +13,12 @@ use clap::{Parser, Subcommand};
 
 use crate::bench;
 use crate::model::census::Census;
+use crate::model::lint::Severity;
 use crate::run::{self, RunRequest};
 use crate::scenario::build::{self, Scenario, ScenarioError};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "domiso",
-    version,
-    about = "Discrete-event simulator of IPsec domain-isolation rollouts"
-)]
+#[command(name = "domiso", version, about = "Discrete-event simulator of IPsec domain-isolation rollouts")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -40,6 +37,15 @@ pub enum Command {
     Campus {
         scenario: Option<PathBuf>,
         /// Master seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Policy findings with severity; exit 1 if any error.
+    Lint {
+        scenario: Option<PathBuf>,
         #[arg(long)]
         seed: Option<u64>,
         /// Print JSON instead of text.
@@ -66,9 +72,17 @@ pub struct RunArgs {
     /// Simulated days (default: the scenario's).
     #[arg(long)]
     pub days: Option<u32>,
+    /// sa: every connection through policy and SA logic.
+    #[arg(long, value_enum, default_value_t = GranularityArg::Sa)]
+    pub granularity: GranularityArg,
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GranularityArg {
+    Sa,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,50 +162,62 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                     }
                 }
             }
-            Ok(if failed {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
-        Command::Campus {
-            scenario,
-            seed,
-            json,
-        } => {
+        Command::Campus { scenario, seed, json } => {
             let sc = load(scenario.as_ref())?;
             let campus = run::generate_campus(&sc, seed.unwrap_or(sc.run.seed))?;
             let census = Census::of(&campus);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&census).expect("census serialises")
-                );
+                println!("{}", serde_json::to_string_pretty(&census).expect("census serialises"));
             } else {
                 print!("{}", census.render_text());
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench {
-            what:
-                BenchCommand::Engine {
-                    pending,
-                    events,
-                    seed,
-                    json,
-                },
-        } => {
+        Command::Lint { scenario, seed, json } => {
+            let sc = load(scenario.as_ref())?;
+            let findings = run::lint_scenario(&sc, seed.unwrap_or(sc.run.seed))?;
+            let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+            let (errors, warnings, infos) = (count(Severity::Error), count(Severity::Warning), count(Severity::Info));
+            if json {
+                let doc = serde_json::json!({
+                    "scenario": sc.name,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "infos": infos,
+                    "findings": findings,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc).expect("findings serialise"));
+            } else {
+                for f in &findings {
+                    let severity = match f.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                        Severity::Info => "info",
+                    };
+                    println!(
+                        "{severity}: {}{}",
+                        f.kind.name(),
+                        f.policy.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default()
+                    );
+                    println!("  {}", f.message);
+                    if !f.filters.is_empty() {
+                        println!("  filters: {}", f.filters.join(" | "));
+                    }
+                    println!("  fix: {}", f.fix);
+                }
+                println!("{}: {errors} error(s), {warnings} warning(s), {infos} info", sc.name);
+            }
+            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Bench { what: BenchCommand::Engine { pending, events, seed, json } } => {
             if pending == 0 || events == 0 {
-                return Err(CliError::Input(
-                    "bench engine: --pending and --events must be positive".into(),
-                ));
+                return Err(CliError::Input("bench engine: --pending and --events must be positive".into()));
             }
             let report = bench::hold_benchmark(pending, events, seed);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serialises")
-                );
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
             } else {
                 print!("{}", bench::render_text(&report));
             }
@@ -205,15 +231,9 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
     let seed = args.seed.unwrap_or(sc.run.seed);
     let days = args.days.unwrap_or(sc.run.days);
     if days == 0 || days > build::limits::MAX_DAYS {
-        return Err(CliError::Input(format!(
-            "--days: expected 1 to {}, found {days}",
-            build::limits::MAX_DAYS
-        )));
+        return Err(CliError::Input(format!("--days: expected 1 to {}, found {days}", build::limits::MAX_DAYS)));
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| run::default_out_dir(&sc, seed));
+    let out = args.out.clone().unwrap_or_else(|| run::default_out_dir(&sc, seed));
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = if show {
         let b = indicatif::ProgressBar::new(1000);
@@ -234,6 +254,9 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
         seed,
         days,
         out,
+        granularity: match args.granularity {
+            GranularityArg::Sa => run::Granularity::Sa,
+        },
     };
     let outcome = run::execute(&req, &mut |f| {
         if let Some(b) = &bar {
@@ -266,14 +289,7 @@ fn render_summary(o: &run::RunOutcome) -> String {
     let s = &o.summary;
     let m = &o.manifest;
     let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "domiso run: {} seed {}, {} day(s) -> {}",
-        s.scenario,
-        s.seed,
-        s.days,
-        o.dir.display()
-    );
+    let _ = writeln!(t, "domiso run: {} seed {}, {} day(s) -> {}", s.scenario, s.seed, s.days, o.dir.display());
     let _ = writeln!(
         t,
         "  hosts           {:>14}   clients {}, servers {}",
@@ -282,11 +298,14 @@ fn render_summary(o: &run::RunOutcome) -> String {
         thousands(s.servers_total)
     );
     if let (Some(j), Some(b)) = (s.domain_joined_pct_start, s.boundary_pct_of_joined) {
-        let _ = writeln!(
-            t,
-            "  domain-joined   {:>13.1}%   boundary machines {b:.2}% of joined",
-            j
-        );
+        let _ = writeln!(t, "  domain-joined   {:>13.1}%   boundary machines {b:.2}% of joined", j);
+    }
+    if let (Some(p), Some(n), Some(b)) =
+        (s.protected_traffic_pct_end, s.sa_negotiations_total, s.blocked_connections_total)
+    {
+        let _ = writeln!(t, "  protected       {p:>13.1}%   of bytes between managed hosts");
+        let _ =
+            writeln!(t, "  IKE             {:>14}   negotiations; {} connections blocked", thousands(n), thousands(b));
     }
     let _ = writeln!(t, "  sessions        {:>14}", thousands(s.sessions_total));
     let _ = writeln!(
@@ -306,9 +325,7 @@ fn render_summary(o: &run::RunOutcome) -> String {
         thousands(m.events_processed),
         m.wall_s,
         m.events_per_s / 1e6,
-        m.peak_rss_bytes
-            .map(|b| format!("{} MiB", b / (1 << 20)))
-            .unwrap_or_else(|| "n/a".into())
+        m.peak_rss_bytes.map(|b| format!("{} MiB", b / (1 << 20))).unwrap_or_else(|| "n/a".into())
     );
     t
 }

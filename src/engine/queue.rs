@@ -124,11 +124,7 @@ impl<E> Entry<E> {
 
     #[inline]
     fn into_scheduled(self) -> Scheduled<E> {
-        Scheduled {
-            time: SimTime::from_nanos(self.time),
-            class: (self.key >> SEQ_BITS) as u8,
-            event: self.event,
-        }
+        Scheduled { time: SimTime::from_nanos(self.time), class: (self.key >> SEQ_BITS) as u8, event: self.event }
     }
 }
 
@@ -145,11 +141,7 @@ struct Slot<E> {
 
 impl<E> Slot<E> {
     fn new() -> Self {
-        Slot {
-            tail: Vec::new(),
-            full: Vec::new(),
-            min: u64::MAX,
-        }
+        Slot { tail: Vec::new(), full: Vec::new(), min: u64::MAX }
     }
 }
 
@@ -223,8 +215,7 @@ impl<E> EventQueue<E> {
         let mut q = Self::new();
         let chunks = n.div_ceil(CHUNK);
         q.pool.reserve(chunks);
-        q.pool
-            .extend((0..chunks).map(|_| Vec::with_capacity(CHUNK)));
+        q.pool.extend((0..chunks).map(|_| Vec::with_capacity(CHUNK)));
         q
     }
 
@@ -258,11 +249,7 @@ impl<E> EventQueue<E> {
         let seq = self.next_seq;
         assert!(seq < SEQ_LIMIT, "EventQueue: more than 2^56 pushes");
         self.next_seq = seq + 1;
-        let e = Entry {
-            time: t,
-            key: (u64::from(class) << SEQ_BITS) | seq,
-            event,
-        };
+        let e = Entry { time: t, key: (u64::from(class) << SEQ_BITS) | seq, event };
         self.len += 1;
         if t <= self.near_last {
             self.push_near(e);
@@ -280,8 +267,7 @@ impl<E> EventQueue<E> {
             (None, Some(b)) => Some(b.time),
             (None, None) => None,
         };
-        near.or_else(|| self.lowest_slot().map(|i| self.slots[i].min))
-            .map(SimTime::from_nanos)
+        near.or_else(|| self.lowest_slot().map(|i| self.slots[i].min)).map(SimTime::from_nanos)
     }
 
     /// Removes and returns the least pending event under `(time, class, seq)`.
@@ -551,17 +537,7 @@ mod tests {
         q.push(t(100), 1, "one");
         q.push(t(100), 5, "third5");
         let out: Vec<_> = drain(&mut q).into_iter().map(|x| (x.1, x.2)).collect();
-        assert_eq!(
-            out,
-            [
-                (1, "one"),
-                (5, "second5"),
-                (5, "third5"),
-                (7, "seven"),
-                (9, "nine"),
-                (0, "later")
-            ]
-        );
+        assert_eq!(out, [(1, "one"), (5, "second5"), (5, "third5"), (7, "seven"), (9, "nine"), (0, "later")]);
     }
 
     #[test]
@@ -597,9 +573,7 @@ mod tests {
             q.push(t(1_000_000 + u64::from(i % 3)), (i % 4) as u8, i);
         }
         let out = drain(&mut q);
-        let mut expected: Vec<_> = (0..1000u32)
-            .map(|i| (1_000_000 + u64::from(i % 3), (i % 4) as u8, i))
-            .collect();
+        let mut expected: Vec<_> = (0..1000u32).map(|i| (1_000_000 + u64::from(i % 3), (i % 4) as u8, i)).collect();
         expected.sort();
         assert_eq!(out, expected);
     }

@@ -40,12 +40,7 @@ pub struct StreamKey {
 
 impl StreamKey {
     pub const fn new(entity_kind: u8, entity_index: u32, purpose: u8, epoch: u16) -> Self {
-        StreamKey {
-            entity_kind,
-            entity_index,
-            purpose,
-            epoch,
-        }
+        StreamKey { entity_kind, entity_index, purpose, epoch }
     }
 
     /// The same key with another epoch (e.g. the simulated day).

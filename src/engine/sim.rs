@@ -45,23 +45,14 @@ pub struct Stop {
 
 impl Stop {
     /// Run until the queue drains or the handler stops.
-    pub const NEVER: Stop = Stop {
-        until: None,
-        max_events: None,
-    };
+    pub const NEVER: Stop = Stop { until: None, max_events: None };
 
     pub const fn until(t: SimTime) -> Self {
-        Stop {
-            until: Some(t),
-            max_events: None,
-        }
+        Stop { until: Some(t), max_events: None }
     }
 
     pub const fn max_events(n: u64) -> Self {
-        Stop {
-            until: None,
-            max_events: Some(n),
-        }
+        Stop { until: None, max_events: Some(n) }
     }
 }
 
@@ -115,33 +106,17 @@ pub fn run<E, H: Handler<E>>(
             Some(until) => queue.pop_before(until),
         };
         let Some(next) = next else {
-            break if queue.is_empty() {
-                StopReason::Drained
-            } else {
-                StopReason::Until
-            };
+            break if queue.is_empty() { StopReason::Drained } else { StopReason::Until };
         };
         events += 1;
         let flow = handler.handle(next.time, next.event, queue);
         if events % PROGRESS_EVERY == 0 {
-            progress(&Progress {
-                now: queue.now(),
-                events,
-                pending: queue.len(),
-            });
+            progress(&Progress { now: queue.now(), events, pending: queue.len() });
         }
         if flow == Flow::Stop {
             break StopReason::Handler;
         }
     };
-    progress(&Progress {
-        now: queue.now(),
-        events,
-        pending: queue.len(),
-    });
-    RunStats {
-        events,
-        end_time: queue.now(),
-        stopped_by,
-    }
+    progress(&Progress { now: queue.now(), events, pending: queue.len() });
+    RunStats { events, end_time: queue.now(), stopped_by }
 }

@@ -23,16 +23,12 @@ const NS_PER_H: u64 = 60 * NS_PER_MIN;
 const NS_PER_DAY: u64 = 24 * NS_PER_H;
 
 /// An instant of simulated time: nanoseconds since the scenario starts (day 0, 00:00).
-#[derive(
-    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimTime(u64);
 
 /// A span of simulated time in nanoseconds.
-#[derive(
-    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimDuration(u64);
 
@@ -179,8 +175,7 @@ impl Sub<SimDuration> for SimTime {
 impl Sub<SimTime> for SimTime {
     type Output = SimDuration;
     fn sub(self, earlier: SimTime) -> SimDuration {
-        self.checked_duration_since(earlier)
-            .expect("SimTime subtraction: earlier instant is later")
+        self.checked_duration_since(earlier).expect("SimTime subtraction: earlier instant is later")
     }
 }
 
@@ -260,25 +255,16 @@ mod tests {
         let t = SimTime::start_of_day(3) + SimDuration::from_hours(9) + SimDuration::from_millis(1);
         assert_eq!(t.to_string(), "3+09:00:00.001");
         assert_eq!(t.day(), 3);
-        assert_eq!(
-            t.time_of_day(),
-            SimDuration::from_hours(9) + SimDuration::from_millis(1)
-        );
+        assert_eq!(t.time_of_day(), SimDuration::from_hours(9) + SimDuration::from_millis(1));
     }
 
     #[test]
     fn checked_ops_catch_overflow() {
         assert_eq!(SimTime::MAX.checked_add(SimDuration::NANOSECOND), None);
-        assert_eq!(
-            SimTime::ZERO.checked_duration_since(SimTime::from_nanos(1)),
-            None
-        );
+        assert_eq!(SimTime::ZERO.checked_duration_since(SimTime::from_nanos(1)), None);
         assert_eq!(SimDuration::from_secs_f64(-1.0), SimDuration::ZERO);
         assert_eq!(SimDuration::from_secs_f64(f64::NAN), SimDuration::ZERO);
         assert_eq!(SimDuration::from_secs_f64(1e30), SimDuration::MAX);
-        assert_eq!(
-            SimDuration::from_secs_f64(0.5),
-            SimDuration::from_millis(500)
-        );
+        assert_eq!(SimDuration::from_secs_f64(0.5), SimDuration::from_millis(500));
     }
 }

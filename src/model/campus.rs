@@ -64,7 +64,7 @@ pub struct Building {
     pub prefix: Ipv4Net,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SubnetPurpose {
     Client,
     Server,
@@ -224,14 +224,8 @@ pub struct Campus {
 /// Why a campus could not be generated from a valid scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum CampusError {
-    #[error(
-        "the campus needs {needed} addresses but the address space {space} holds only {available}"
-    )]
-    AddressSpace {
-        space: Ipv4Net,
-        needed: u64,
-        available: u64,
-    },
+    #[error("the campus needs {needed} addresses but the address space {space} holds only {available}")]
+    AddressSpace { space: Ipv4Net, needed: u64, available: u64 },
 }
 
 const ROLES: usize = Role::ALL.len();
@@ -247,10 +241,7 @@ impl Campus {
         self.hosts.len() - self.clients_total()
     }
     pub fn main_domain(&self) -> Option<DomainId> {
-        self.domains
-            .iter()
-            .position(|d| d.main)
-            .map(DomainId::from_index)
+        self.domains.iter().position(|d| d.main).map(DomainId::from_index)
     }
 
     /// The host's home server of a role: one of the nearest servers (same site, else the
@@ -267,8 +258,7 @@ impl Campus {
             return None;
         }
         // Mix the role into the salt so a host's homes of different roles are independent.
-        let mixed = (u64::from(h.salt) ^ ((role as u64 + 1) * 0x9E37_79B9))
-            .wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mixed = (u64::from(h.salt) ^ ((role as u64 + 1) * 0x9E37_79B9)).wrapping_mul(0x2545_F491_4F6C_DD1D);
         Some(list[((mixed >> 32) % list.len() as u64) as usize])
     }
 
@@ -375,12 +365,7 @@ pub fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
 }
 
 /// Server counts of one role per site.
-fn role_counts(
-    sc: &Scenario,
-    sites: &[SiteDraft],
-    regions: &[RegionDraft],
-    role: usize,
-) -> Vec<u32> {
+fn role_counts(sc: &Scenario, sites: &[SiteDraft], regions: &[RegionDraft], role: usize) -> Vec<u32> {
     let r = &sc.server_roles[role];
     let per = u64::from(r.per_clients.max(1));
     let mut counts = vec![0u32; sites.len()];
@@ -406,6 +391,15 @@ fn role_counts(
         Placement::Hq => {
             let clients: u64 = sites.iter().map(|s| u64::from(s.clients)).sum();
             counts[0] = ceil(clients.max(1));
+        }
+    }
+    // Every domain needs a domain controller of its own: on a small campus, add the
+    // missing ones at headquarters.
+    if r.role == Role::Dc {
+        let total: u32 = counts.iter().sum();
+        let domains = sc.domains.len() as u32;
+        if total < domains {
+            counts[0] += domains - total;
         }
     }
     counts
@@ -466,8 +460,7 @@ impl<'a> Generator<'a> {
     }
 
     fn stream(&self, kind: u8, index: usize, purpose: u8) -> ChaCha8Rng {
-        self.streams
-            .stream(StreamKey::new(kind, index as u32, purpose, 0))
+        self.streams.stream(StreamKey::new(kind, index as u32, purpose, 0))
     }
 
     fn run(self) -> Result<Campus, CampusError> {
@@ -477,21 +470,15 @@ impl<'a> Generator<'a> {
 
         // VPN guests live in their region's VPN pool at the hub, in proportion to the
         // region's clients; everyone else lives in the site's client subnets.
-        let vpn_total =
-            (f64::from(c.clients) * c.client_mix.share(ClientCategory::VpnGuest)).round() as u64;
-        let region_clients: Vec<f64> = regions
-            .iter()
-            .map(|r| r.sites.iter().map(|&s| f64::from(sites[s].clients)).sum())
-            .collect();
+        let vpn_total = (f64::from(c.clients) * c.client_mix.share(ClientCategory::VpnGuest)).round() as u64;
+        let region_clients: Vec<f64> =
+            regions.iter().map(|r| r.sites.iter().map(|&s| f64::from(sites[s].clients)).sum()).collect();
         let vpn_by_region = apportion(vpn_total, &region_clients);
 
         // Servers per site, per role.
         let mut site_servers: Vec<Vec<(Role, u32)>> = vec![Vec::new(); sites.len()];
         for (ri, role) in sc.server_roles.iter().enumerate() {
-            for (si, n) in role_counts(sc, &sites, &regions, ri)
-                .into_iter()
-                .enumerate()
-            {
+            for (si, n) in role_counts(sc, &sites, &regions, ri).into_iter().enumerate() {
                 if n > 0 {
                     site_servers[si].push((role.role, n));
                 }
@@ -502,11 +489,7 @@ impl<'a> Generator<'a> {
         let mut site_clusters: Vec<Vec<usize>> = vec![Vec::new(); sites.len()];
         for ci in 0..sc.nlb.clusters as usize {
             let mut rng = self.stream(entity::CLUSTER, ci, purpose::ATTRIBUTES);
-            let site = if rng.random::<f64>() < 0.6 {
-                0
-            } else {
-                regions[rng.random_range(0..regions.len())].hub
-            };
+            let site = if rng.random::<f64>() < 0.6 { 0 } else { regions[rng.random_range(0..regions.len())].hub };
             let service = sc.nlb.services[rng.random_range(0..sc.nlb.services.len())];
             let affinity = sc.nlb.affinity.sample(rng.random());
             // Node count: nodes_min plus a geometric excess with the configured mean,
@@ -528,11 +511,7 @@ impl<'a> Generator<'a> {
         for (si, s) in sites.iter().enumerate() {
             let mut rng = self.stream(entity::SITE, si, purpose::STRUCTURE);
             let region = &regions[s.region];
-            let vpn_here = if region.hub == si {
-                vpn_by_region[s.region] as usize
-            } else {
-                0
-            };
+            let vpn_here = if region.hub == si { vpn_by_region[s.region] as usize } else { 0 };
             site_buildings.push(self.buildings_of(
                 s,
                 &site_servers[si],
@@ -564,11 +543,7 @@ impl<'a> Generator<'a> {
         let needed = 1u64 << (32 - campus_len);
         let available = 1u64 << (32 - space.prefix_len());
         if campus_len < space.prefix_len() {
-            return Err(CampusError::AddressSpace {
-                space,
-                needed,
-                available,
-            });
+            return Err(CampusError::AddressSpace { space, needed, available });
         }
         let base = u32::from(space.network());
 
@@ -578,10 +553,7 @@ impl<'a> Generator<'a> {
             regions: regions
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Region {
-                    name: format!("region-{i}"),
-                    hub: SiteId::from_index(r.hub),
-                })
+                .map(|(i, r)| Region { name: format!("region-{i}"), hub: SiteId::from_index(r.hub) })
                 .collect(),
             sites: Vec::with_capacity(sites.len()),
             buildings: Vec::new(),
@@ -589,14 +561,7 @@ impl<'a> Generator<'a> {
             hosts: Vec::with_capacity(c.clients as usize + c.clients as usize / 16),
             users: Vec::new(),
             domains: self.domains(),
-            groups: sc
-                .groups
-                .iter()
-                .map(|g| Group {
-                    name: g.name.clone(),
-                    kind: g.kind,
-                })
-                .collect(),
+            groups: sc.groups.iter().map(|g| Group { name: g.name.clone(), kind: g.kind }).collect(),
             clusters: Vec::with_capacity(cluster_drafts.len()),
             topology: Topology::default(),
             servers_by_role: vec![Vec::new(); ROLES],
@@ -638,15 +603,7 @@ impl<'a> Generator<'a> {
                     }
                     for m in sd.members {
                         let id = HostId::from_index(campus.hosts.len());
-                        let host = self.host(
-                            id,
-                            m,
-                            next_addr,
-                            subnet_id,
-                            building_id,
-                            site_id,
-                            &campus.domains,
-                        );
+                        let host = self.host(id, m, next_addr, subnet_id, building_id, site_id, &campus.domains);
                         campus.hosts.push(host);
                         next_addr += 1;
                     }
@@ -679,10 +636,7 @@ impl<'a> Generator<'a> {
                 prefix: Ipv4Net::new(site_base.into(), site_block_len[si]).expect("valid prefix"),
             });
         }
-        campus.clusters = cluster_slots
-            .into_iter()
-            .map(|c| c.expect("every cluster placed"))
-            .collect();
+        campus.clusters = cluster_slots.into_iter().map(|c| c.expect("every cluster placed")).collect();
         for (ci, cl) in campus.clusters.iter().enumerate() {
             for h in cl.nodes.clone() {
                 campus.hosts[h as usize].cluster = Some(ClusterId::from_index(ci));
@@ -701,17 +655,10 @@ impl<'a> Generator<'a> {
         let c = &self.sc.campus;
         let n = c.sites as usize;
         let mut rng = self.stream(entity::CAMPUS, 0, purpose::STRUCTURE);
-        let vpn =
-            (f64::from(c.clients) * c.client_mix.share(ClientCategory::VpnGuest)).round() as u64;
+        let vpn = (f64::from(c.clients) * c.client_mix.share(ClientCategory::VpnGuest)).round() as u64;
         let placed = u64::from(c.clients) - vpn;
-        let hq = if n == 1 {
-            placed
-        } else {
-            (placed as f64 * c.hq_client_share).round() as u64
-        };
-        let weights: Vec<f64> = (1..n)
-            .map(|r| 1.0 / (r as f64).powf(c.site_size_zipf))
-            .collect();
+        let hq = if n == 1 { placed } else { (placed as f64 * c.hq_client_share).round() as u64 };
+        let weights: Vec<f64> = (1..n).map(|r| 1.0 / (r as f64).powf(c.site_size_zipf)).collect();
         let mut sizes = vec![hq];
         sizes.extend(apportion(placed - hq, &weights));
         // Every site has at least one client when there are enough to go round: take them
@@ -725,11 +672,7 @@ impl<'a> Generator<'a> {
         let regions_n = c.regions as usize;
         let mut site_region = vec![0usize; n];
         for (i, region) in site_region.iter_mut().enumerate().skip(1) {
-            *region = if i < regions_n {
-                i
-            } else {
-                rng.random_range(0..regions_n)
-            };
+            *region = if i < regions_n { i } else { rng.random_range(0..regions_n) };
         }
         let sites: Vec<SiteDraft> = (0..n)
             .map(|i| SiteDraft {
@@ -745,28 +688,16 @@ impl<'a> Generator<'a> {
             })
             .collect();
         let regions = (0..regions_n)
-            .map(|r| RegionDraft {
-                hub: r,
-                sites: (0..n).filter(|&i| site_region[i] == r).collect(),
-            })
+            .map(|r| RegionDraft { hub: r, sites: (0..n).filter(|&i| site_region[i] == r).collect() })
             .collect();
         (sites, regions)
     }
 
     fn domains(&self) -> Vec<Domain> {
         let ds = &self.sc.domains;
-        let main = ds
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.share.total_cmp(&b.1.share).then(b.0.cmp(&a.0)))
-            .map(|(i, _)| i);
-        ds.iter()
-            .enumerate()
-            .map(|(i, d)| Domain {
-                name: d.name.clone(),
-                main: Some(i) == main,
-            })
-            .collect()
+        let main =
+            ds.iter().enumerate().max_by(|a, b| a.1.share.total_cmp(&b.1.share).then(b.0.cmp(&a.0))).map(|(i, _)| i);
+        ds.iter().enumerate().map(|(i, d)| Domain { name: d.name.clone(), main: Some(i) == main }).collect()
     }
 
     /// Buildings of a site and the subnets in each.
@@ -780,8 +711,7 @@ impl<'a> Generator<'a> {
         rng: &mut ChaCha8Rng,
     ) -> Vec<BuildingDraft> {
         let c = &self.sc.campus;
-        let nb =
-            ((f64::from(s.clients) / f64::from(c.clients_per_building)).round() as usize).max(1);
+        let nb = ((f64::from(s.clients) / f64::from(c.clients_per_building)).round() as usize).max(1);
         let weights: Vec<f64> = (0..nb).map(|_| rng.random_range(0.5..1.5)).collect();
         let per_building = apportion(u64::from(s.clients), &weights);
         let mut out: Vec<BuildingDraft> = per_building
@@ -801,10 +731,7 @@ impl<'a> Generator<'a> {
                     });
                     left -= take;
                 }
-                BuildingDraft {
-                    datacenter: false,
-                    subnets,
-                }
+                BuildingDraft { datacenter: false, subnets }
             })
             .collect();
 
@@ -816,15 +743,7 @@ impl<'a> Generator<'a> {
         let per_subnet = (usable(24) as f64 * fill) as usize;
         let mut members: Vec<HostDraft> = servers
             .iter()
-            .flat_map(|&(role, n)| {
-                std::iter::repeat_n(
-                    HostDraft::Server {
-                        role,
-                        cluster: None,
-                    },
-                    n as usize,
-                )
-            })
+            .flat_map(|&(role, n)| std::iter::repeat_n(HostDraft::Server { role, cluster: None }, n as usize))
             .collect();
         while !members.is_empty() {
             let rest = members.split_off(members.len().min(per_subnet));
@@ -842,13 +761,7 @@ impl<'a> Generator<'a> {
             server_subnets.push(SubnetDraft {
                 purpose: SubnetPurpose::Cluster,
                 prefix_len: len,
-                members: vec![
-                    HostDraft::Server {
-                        role: service,
-                        cluster: Some(ci)
-                    };
-                    nodes as usize
-                ],
+                members: vec![HostDraft::Server { role: service, cluster: Some(ci) }; nodes as usize],
                 cluster: Some(ci),
             });
         }
@@ -869,10 +782,7 @@ impl<'a> Generator<'a> {
         out.retain(|b| !b.subnets.is_empty());
         if !server_subnets.is_empty() {
             if datacenter || total_servers > 200 || out.is_empty() {
-                out.push(BuildingDraft {
-                    datacenter: true,
-                    subnets: server_subnets,
-                });
+                out.push(BuildingDraft { datacenter: true, subnets: server_subnets });
             } else {
                 out[0].subnets.extend(server_subnets);
             }
@@ -901,10 +811,9 @@ impl<'a> Generator<'a> {
         let u_domain: f64 = rng.random();
         let salt: u32 = rng.random();
         let (kind, os) = match draft {
-            HostDraft::Client { vpn: true } => (
-                HostKind::Client(ClientCategory::VpnGuest),
-                c.vpn_guest_os.sample(u_os),
-            ),
+            HostDraft::Client { vpn: true } => {
+                (HostKind::Client(ClientCategory::VpnGuest), c.vpn_guest_os.sample(u_os))
+            }
             HostDraft::Client { vpn: false } => {
                 let cat = sample_without(&c.client_mix, ClientCategory::VpnGuest, u_kind);
                 let os = match cat {
@@ -922,31 +831,18 @@ impl<'a> Generator<'a> {
             HostDraft::Server { role, cluster } => {
                 let os = match cluster {
                     Some(_) => self.sc.nlb.os.sample(u_os),
-                    None => self
-                        .sc
-                        .server_roles
-                        .iter()
-                        .find(|r| r.role == role)
-                        .expect("role defined")
-                        .os
-                        .sample(u_os),
+                    None => self.sc.server_roles.iter().find(|r| r.role == role).expect("role defined").os.sample(u_os),
                 };
                 (HostKind::Server(role), os)
             }
         };
         let mut fl = 0u8;
-        if matches!(
-            kind,
-            HostKind::Client(
-                ClientCategory::Managed | ClientCategory::TestDomain | ClientCategory::Mac
-            )
-        ) && u_laptop < c.laptop_fraction
+        if matches!(kind, HostKind::Client(ClientCategory::Managed | ClientCategory::TestDomain | ClientCategory::Mac))
+            && u_laptop < c.laptop_fraction
         {
             fl |= flags::LAPTOP;
         }
-        if os.simple_policy_builtin()
-            || (os.simple_policy_optional() && u_update < c.simple_policy_update_fraction)
-        {
+        if os.simple_policy_builtin() || (os.simple_policy_optional() && u_update < c.simple_policy_update_fraction) {
             fl |= flags::SIMPLE_POLICY;
         }
         let managed = match kind {
@@ -978,10 +874,7 @@ impl<'a> Generator<'a> {
     /// close to its share, at least one, spread over the sites in host order.
     fn assign_dc_domains(&self, campus: &mut Campus) {
         let dcs: Vec<usize> = (0..campus.hosts.len())
-            .filter(|&i| {
-                campus.hosts[i].kind == HostKind::Server(Role::Dc)
-                    && campus.hosts[i].os.ipsec_capable()
-            })
+            .filter(|&i| campus.hosts[i].kind == HostKind::Server(Role::Dc) && campus.hosts[i].os.ipsec_capable())
             .collect();
         let shares: Vec<f64> = self.sc.domains.iter().map(|d| d.share).collect();
         let nd = shares.len();
@@ -1015,21 +908,12 @@ impl<'a> Generator<'a> {
         let weights: Vec<f64> = campus
             .sites
             .iter()
-            .map(|s| {
-                (s.hosts
-                    .clone()
-                    .filter(|&h| campus.hosts[h as usize].is_client())
-                    .count()) as f64
-            })
+            .map(|s| (s.hosts.clone().filter(|&h| campus.hosts[h as usize].is_client()).count()) as f64)
             .collect();
         let per_site = apportion(u64::from(c.users), &weights);
         for (si, site) in campus.sites.iter().enumerate() {
             let mut rng = self.stream(entity::SITE, si, purpose::OWNERS);
-            let mut clients: Vec<u32> = site
-                .hosts
-                .clone()
-                .filter(|&h| campus.hosts[h as usize].is_client())
-                .collect();
+            let mut clients: Vec<u32> = site.hosts.clone().filter(|&h| campus.hosts[h as usize].is_client()).collect();
             let users = (per_site[si] as usize).min(clients.len());
             if users == 0 {
                 continue;
@@ -1040,20 +924,12 @@ impl<'a> Generator<'a> {
                 clients.swap(i, j);
             }
             let first_user = campus.users.len();
-            let multi =
-                ((users as f64 * c.multi_machine_user_fraction).ceil() as usize).clamp(1, users);
+            let multi = ((users as f64 * c.multi_machine_user_fraction).ceil() as usize).clamp(1, users);
             for _ in 0..users {
-                campus.users.push(User {
-                    site: SiteId::from_index(si),
-                    machines: 0,
-                });
+                campus.users.push(User { site: SiteId::from_index(si), machines: 0 });
             }
             for (k, &h) in clients.iter().enumerate() {
-                let u = if k < users {
-                    k
-                } else {
-                    rng.random_range(0..multi)
-                };
+                let u = if k < users { k } else { rng.random_range(0..multi) };
                 campus.hosts[h as usize].owner = Some(UserId::from_index(first_user + u));
                 campus.users[first_user + u].machines += 1;
             }
@@ -1062,26 +938,28 @@ impl<'a> Generator<'a> {
 
     /// Group membership: a host of a listed role or category joins with the group's
     /// probability, drawn from the host's own membership stream (one draw per group in
-    /// group order, so adding a group at the end changes no earlier membership).
+    /// group order, so adding a group at the end changes no earlier membership). Policy-
+    /// exception groups are exclusive.
     fn assign_groups(&self, campus: &mut Campus) {
         if self.sc.groups.is_empty() {
             return;
         }
         for (i, h) in campus.hosts.iter_mut().enumerate() {
-            let mut rng = self.streams.stream(StreamKey::new(
-                entity::HOST,
-                i as u32,
-                purpose::ATTRIBUTES,
-                1,
-            ));
+            let mut rng = self.streams.stream(StreamKey::new(entity::HOST, i as u32, purpose::ATTRIBUTES, 1));
+            let mut has_exception = false;
             for (gi, g) in self.sc.groups.iter().enumerate() {
                 let u: f64 = rng.random();
                 let eligible = match h.kind {
                     HostKind::Server(r) => g.roles.contains(&r),
                     HostKind::Client(cat) => g.clients.contains(&cat),
                 };
-                if eligible && u < g.fraction {
+                // A computer has one IPsec policy [WP], so it belongs to at most one
+                // policy-exception group (No-IPsec, boundary, secure-server): the first
+                // it is drawn into, in scenario order.
+                let exception = matches!(g.kind, GroupKind::NoIpsec | GroupKind::Boundary | GroupKind::SecureServer);
+                if eligible && u < g.fraction && !(exception && has_exception) {
                     h.groups.insert(GroupId::from_index(gi));
+                    has_exception |= exception;
                 }
             }
         }
@@ -1105,15 +983,12 @@ impl<'a> Generator<'a> {
         };
         let mut lists: Vec<Vec<HostId>> = Vec::new();
         let mut index = vec![0u32; ns * ROLES];
-        let mut cache: std::collections::HashMap<(usize, usize), u32> =
-            std::collections::HashMap::new();
+        let mut cache: std::collections::HashMap<(usize, usize), u32> = std::collections::HashMap::new();
         for r in 0..ROLES {
             let all_idx = lists.len() as u32;
             lists.push(campus.servers_by_role[r].clone());
             for si in 0..ns {
-                let found = chain(si)
-                    .into_iter()
-                    .find(|&s| !by_role_site[r][s].is_empty());
+                let found = chain(si).into_iter().find(|&s| !by_role_site[r][s].is_empty());
                 index[si * ROLES + r] = match found {
                     Some(s) => *cache.entry((r, s)).or_insert_with(|| {
                         lists.push(by_role_site[r][s].clone());
@@ -1131,9 +1006,7 @@ impl<'a> Generator<'a> {
                     by_role_site[dc][s]
                         .iter()
                         .copied()
-                        .filter(|&h| {
-                            campus.hosts[h.index()].domain == Some(DomainId::from_index(d))
-                        })
+                        .filter(|&h| campus.hosts[h.index()].domain == Some(DomainId::from_index(d)))
                         .collect()
                 };
                 let mut list = Vec::new();
@@ -1147,9 +1020,7 @@ impl<'a> Generator<'a> {
                     list = campus.servers_by_role[dc]
                         .iter()
                         .copied()
-                        .filter(|&h| {
-                            campus.hosts[h.index()].domain == Some(DomainId::from_index(d))
-                        })
+                        .filter(|&h| campus.hosts[h.index()].domain == Some(DomainId::from_index(d)))
                         .collect();
                 }
                 dc_lists[si * nd + d] = list;
@@ -1165,10 +1036,7 @@ impl<'a> Generator<'a> {
         let nr = campus.regions.len();
         let mut popular = Vec::with_capacity(ROLES);
         for (r, role) in Role::ALL.iter().enumerate() {
-            let mut eps: Vec<Endpoint> = campus.servers_by_role[r]
-                .iter()
-                .map(|&h| Endpoint::Host(h))
-                .collect();
+            let mut eps: Vec<Endpoint> = campus.servers_by_role[r].iter().map(|&h| Endpoint::Host(h)).collect();
             eps.extend(
                 campus
                     .clusters
@@ -1188,21 +1056,12 @@ impl<'a> Generator<'a> {
             let mut by_region = Vec::with_capacity(nr);
             for reg in 0..nr {
                 let idx: Vec<usize> = (0..eps.len())
-                    .filter(|&i| {
-                        campus.sites[campus.endpoint_site(eps[i]).index()]
-                            .region
-                            .index()
-                            == reg
-                    })
+                    .filter(|&i| campus.sites[campus.endpoint_site(eps[i]).index()].region.index() == reg)
                     .collect();
                 let table = WeightedAliasIndex::new(idx.iter().map(|&i| weight(i)).collect()).ok();
                 by_region.push((idx.iter().map(|&i| eps[i]).collect(), table));
             }
-            popular.push(PopularSet {
-                endpoints: eps,
-                global,
-                by_region,
-            });
+            popular.push(PopularSet { endpoints: eps, global, by_region });
         }
         campus.popular = popular;
     }
@@ -1210,12 +1069,7 @@ impl<'a> Generator<'a> {
 
 /// Samples a mix with one category excluded (renormalising the rest).
 fn sample_without(mix: &Mix<ClientCategory>, skip: ClientCategory, u: f64) -> ClientCategory {
-    let total: f64 = mix
-        .entries()
-        .iter()
-        .filter(|e| e.0 != skip)
-        .map(|e| e.1)
-        .sum();
+    let total: f64 = mix.entries().iter().filter(|e| e.0 != skip).map(|e| e.1).sum();
     let mut acc = 0.0;
     let mut last = ClientCategory::Managed;
     for &(cat, w) in mix.entries().iter().filter(|e| e.0 != skip) {

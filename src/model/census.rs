@@ -89,11 +89,7 @@ pub struct WanCensus {
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        round4(100.0 * part as f64 / whole as f64)
-    }
+    if whole == 0 { 0.0 } else { round4(100.0 * part as f64 / whole as f64) }
 }
 
 /// Rounds to 4 decimals so reports stay readable (the value is still deterministic).
@@ -110,47 +106,22 @@ impl Census {
             servers_total: 0,
             users_total: campus.users.len() as u64,
             machines_per_user_mean: 0.0,
-            users_with_several_machines: campus.users.iter().filter(|u| u.machines > 1).count()
-                as u64,
+            users_with_several_machines: campus.users.iter().filter(|u| u.machines > 1).count() as u64,
             sites: SiteCensus {
                 total: campus.sites.len() as u64,
-                hq: campus
-                    .sites
-                    .iter()
-                    .filter(|s| s.kind == SiteKind::Hq)
-                    .count() as u64,
-                hubs: campus
-                    .sites
-                    .iter()
-                    .filter(|s| s.kind == SiteKind::Hub)
-                    .count() as u64,
-                branches: campus
-                    .sites
-                    .iter()
-                    .filter(|s| s.kind == SiteKind::Branch)
-                    .count() as u64,
+                hq: campus.sites.iter().filter(|s| s.kind == SiteKind::Hq).count() as u64,
+                hubs: campus.sites.iter().filter(|s| s.kind == SiteKind::Hub).count() as u64,
+                branches: campus.sites.iter().filter(|s| s.kind == SiteKind::Branch).count() as u64,
                 regions: campus.regions.len() as u64,
-                largest_site_clients: campus
-                    .sites
-                    .iter()
-                    .map(|s| u64::from(s.clients))
-                    .max()
-                    .unwrap_or(0),
-                smallest_site_clients: campus
-                    .sites
-                    .iter()
-                    .map(|s| u64::from(s.clients))
-                    .min()
-                    .unwrap_or(0),
+                largest_site_clients: campus.sites.iter().map(|s| u64::from(s.clients)).max().unwrap_or(0),
+                smallest_site_clients: campus.sites.iter().map(|s| u64::from(s.clients)).min().unwrap_or(0),
             },
             buildings_total: campus.buildings.len() as u64,
             subnets_total: campus.subnets.len() as u64,
             subnets_by_prefix: BTreeMap::new(),
             subnets_by_purpose: BTreeMap::new(),
             domains: Vec::new(),
-            main_domain: campus
-                .main_domain()
-                .map(|d| campus.domains[d.index()].name.clone()),
+            main_domain: campus.main_domain().map(|d| campus.domains[d.index()].name.clone()),
             domain_joined: 0,
             unmanaged: 0,
             domain_joined_pct: 0.0,
@@ -165,42 +136,19 @@ impl Census {
             nlb: NlbCensus {
                 clusters: campus.clusters.len() as u64,
                 nodes_total: campus.clusters.iter().map(|c| c.nodes.len() as u64).sum(),
-                nodes_min: campus
-                    .clusters
-                    .iter()
-                    .map(|c| c.nodes.len() as u64)
-                    .min()
-                    .unwrap_or(0),
-                nodes_max: campus
-                    .clusters
-                    .iter()
-                    .map(|c| c.nodes.len() as u64)
-                    .max()
-                    .unwrap_or(0),
+                nodes_min: campus.clusters.iter().map(|c| c.nodes.len() as u64).min().unwrap_or(0),
+                nodes_max: campus.clusters.iter().map(|c| c.nodes.len() as u64).max().unwrap_or(0),
                 by_service: BTreeMap::new(),
                 by_affinity: BTreeMap::new(),
             },
-            wan: WanCensus {
-                wan_links: 0,
-                backbone_links: 0,
-                circuits_kbps: BTreeMap::new(),
-            },
+            wan: WanCensus { wan_links: 0, backbone_links: 0, circuits_kbps: BTreeMap::new() },
         };
         for s in &campus.subnets {
-            *c.subnets_by_prefix
-                .entry(format!("/{}", s.prefix.prefix_len()))
-                .or_default() += 1;
-            *c.subnets_by_purpose
-                .entry(s.purpose.name().to_string())
-                .or_default() += 1;
+            *c.subnets_by_prefix.entry(format!("/{}", s.prefix.prefix_len())).or_default() += 1;
+            *c.subnets_by_purpose.entry(s.purpose.name().to_string()).or_default() += 1;
         }
-        let boundary: Vec<usize> = campus
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.kind == GroupKind::Boundary)
-            .map(|(i, _)| i)
-            .collect();
+        let boundary: Vec<usize> =
+            campus.groups.iter().enumerate().filter(|(_, g)| g.kind == GroupKind::Boundary).map(|(i, _)| i).collect();
         let mut per_domain = vec![0u64; campus.domains.len()];
         let mut dcs = vec![0u64; campus.domains.len()];
         let mut group_members = vec![0u64; campus.groups.len()];
@@ -237,14 +185,7 @@ impl Census {
         c.machines_per_user_mean = if campus.users.is_empty() {
             0.0
         } else {
-            round4(
-                campus
-                    .users
-                    .iter()
-                    .map(|u| f64::from(u.machines))
-                    .sum::<f64>()
-                    / campus.users.len() as f64,
-            )
+            round4(campus.users.iter().map(|u| f64::from(u.machines)).sum::<f64>() / campus.users.len() as f64)
         };
         c.domain_joined_pct = pct(c.domain_joined, c.hosts_total);
         c.boundary_pct_of_joined = pct(c.boundary_machines, c.domain_joined);
@@ -264,30 +205,17 @@ impl Census {
             .groups
             .iter()
             .enumerate()
-            .map(|(i, g)| GroupCensus {
-                name: g.name.clone(),
-                kind: g.kind,
-                members: group_members[i],
-            })
+            .map(|(i, g)| GroupCensus { name: g.name.clone(), kind: g.kind, members: group_members[i] })
             .collect();
         for cl in &campus.clusters {
-            *c.nlb
-                .by_service
-                .entry(cl.service.name().into())
-                .or_default() += 1;
-            *c.nlb
-                .by_affinity
-                .entry(cl.affinity.name().into())
-                .or_default() += 1;
+            *c.nlb.by_service.entry(cl.service.name().into()).or_default() += 1;
+            *c.nlb.by_affinity.entry(cl.affinity.name().into()).or_default() += 1;
         }
         for l in &campus.topology.links {
             match l.kind {
                 LinkKind::Wan => {
                     c.wan.wan_links += 1;
-                    *c.wan
-                        .circuits_kbps
-                        .entry(l.capacity_bps / 1000)
-                        .or_default() += 1;
+                    *c.wan.circuits_kbps.entry(l.capacity_bps / 1000).or_default() += 1;
                 }
                 LinkKind::Backbone => c.wan.backbone_links += 1,
                 LinkKind::Lan => {}
@@ -304,11 +232,7 @@ impl Census {
         let _ = writeln!(
             s,
             "  hosts {:>9}   clients {:>9}   servers {:>7}   users {:>8} ({:.2} machines each)",
-            self.hosts_total,
-            self.clients_total,
-            self.servers_total,
-            self.users_total,
-            self.machines_per_user_mean
+            self.hosts_total, self.clients_total, self.servers_total, self.users_total, self.machines_per_user_mean
         );
         let _ = writeln!(
             s,
@@ -321,16 +245,8 @@ impl Census {
             self.sites.smallest_site_clients,
             self.sites.largest_site_clients
         );
-        let _ = writeln!(
-            s,
-            "  buildings {:>5}   subnets {:>9}",
-            self.buildings_total, self.subnets_total
-        );
-        let prefixes: Vec<String> = self
-            .subnets_by_prefix
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
+        let _ = writeln!(s, "  buildings {:>5}   subnets {:>9}", self.buildings_total, self.subnets_total);
+        let prefixes: Vec<String> = self.subnets_by_prefix.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(s, "    by prefix: {}", prefixes.join(", "));
         let _ = writeln!(
             s,
@@ -349,33 +265,15 @@ impl Census {
                 if d.main { "  [main]" } else { "" }
             );
         }
-        let cats: Vec<String> = self
-            .client_categories
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let cats: Vec<String> = self.client_categories.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "  clients: {}", cats.join(", "));
-        let os: Vec<String> = self
-            .os_mix_clients
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let os: Vec<String> = self.os_mix_clients.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "  client OS: {}", os.join(", "));
-        let roles: Vec<String> = self
-            .servers_by_role
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let roles: Vec<String> = self.servers_by_role.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "  servers: {}", roles.join(", "));
         let _ = writeln!(s, "  groups:");
         for g in &self.groups {
-            let _ = writeln!(
-                s,
-                "    {:<26} {:<13} {:>7} members",
-                g.name,
-                g.kind.name(),
-                g.members
-            );
+            let _ = writeln!(s, "    {:<26} {:<13} {:>7} members", g.name, g.kind.name(), g.members);
         }
         let _ = writeln!(
             s,
@@ -387,11 +285,7 @@ impl Census {
             "  NLB clusters {} ({} nodes, {} to {} per cluster)",
             self.nlb.clusters, self.nlb.nodes_total, self.nlb.nodes_min, self.nlb.nodes_max
         );
-        let _ = writeln!(
-            s,
-            "  WAN links {} + backbone {}",
-            self.wan.wan_links, self.wan.backbone_links
-        );
+        let _ = writeln!(s, "  WAN links {} + backbone {}", self.wan.wan_links, self.wan.backbone_links);
         s
     }
 }

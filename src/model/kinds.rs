@@ -233,9 +233,7 @@ impl HostKind {
     }
     /// Parses a client category or a server role name.
     pub fn from_name(s: &str) -> Option<Self> {
-        ClientCategory::from_name(s)
-            .map(HostKind::Client)
-            .or_else(|| Role::from_name(s).map(HostKind::Server))
+        ClientCategory::from_name(s).map(HostKind::Client).or_else(|| Role::from_name(s).map(HostKind::Server))
     }
     pub fn expected() -> String {
         format!("{}, {}", ClientCategory::expected(), Role::expected())
@@ -253,11 +251,7 @@ impl HostKind {
     pub const COUNT: usize = 8 + 12;
     pub fn from_dense_index(i: usize) -> Self {
         let nc = ClientCategory::ALL.len();
-        if i < nc {
-            HostKind::Client(ClientCategory::ALL[i])
-        } else {
-            HostKind::Server(Role::ALL[i - nc])
-        }
+        if i < nc { HostKind::Client(ClientCategory::ALL[i]) } else { HostKind::Server(Role::ALL[i - nc]) }
     }
 }
 
@@ -290,10 +284,7 @@ mod tests {
         for os in Os::ALL {
             assert_eq!(Os::from_name(os.name()), Some(*os));
         }
-        assert_eq!(
-            HostKind::from_name("mac"),
-            Some(HostKind::Client(ClientCategory::Mac))
-        );
+        assert_eq!(HostKind::from_name("mac"), Some(HostKind::Client(ClientCategory::Mac)));
         assert_eq!(HostKind::from_name("dc"), Some(HostKind::Server(Role::Dc)));
         assert_eq!(HostKind::from_name("nope"), None);
     }

@@ -29,4 +29,6 @@ pub mod purpose {
     pub const LINKS: u8 = 4;
     /// Ownership of machines by users.
     pub const OWNERS: u8 = 5;
+    /// Policy membership drawn per host (local policies).
+    pub const POLICY: u8 = 6;
 }

@@ -88,9 +88,7 @@ impl Route {
         self.latency += latency;
     }
     pub fn hops(&self) -> impl Iterator<Item = Hop> + '_ {
-        self.hops[..self.len as usize]
-            .iter()
-            .map(|h| h.expect("filled"))
+        self.hops[..self.len as usize].iter().map(|h| h.expect("filled"))
     }
     pub fn len(&self) -> usize {
         self.len as usize
@@ -125,9 +123,7 @@ impl Topology {
             topo.site_node.push(n);
         }
         for (bi, b) in campus.buildings.iter().enumerate() {
-            let n = topo
-                .graph
-                .add_node(TopoNode::Building(BuildingId::from_index(bi)));
+            let n = topo.graph.add_node(TopoNode::Building(BuildingId::from_index(bi)));
             topo.building_node.push(n);
             let upper = topo.site_node[b.site.index()];
             let id = topo.add_link(Link {
@@ -141,18 +137,13 @@ impl Topology {
             topo.building_link.push(id);
         }
         let draw = |lo: SimDuration, hi: SimDuration, rng: &mut rand_chacha::ChaCha8Rng| {
-            if hi > lo {
-                SimDuration::from_nanos(rng.random_range(lo.as_nanos()..=hi.as_nanos()))
-            } else {
-                lo
-            }
+            if hi > lo { SimDuration::from_nanos(rng.random_range(lo.as_nanos()..=hi.as_nanos())) } else { lo }
         };
         // Backbone first (hub -> HQ), then branch WAN links (branch -> hub).
         let mut hub_uplink = vec![None; campus.sites.len()];
         for (si, s) in campus.sites.iter().enumerate() {
             if s.kind == SiteKind::Hub {
-                let mut rng =
-                    streams.stream(StreamKey::new(entity::SITE, si as u32, purpose::LINKS, 0));
+                let mut rng = streams.stream(StreamKey::new(entity::SITE, si as u32, purpose::LINKS, 0));
                 let latency = draw(t.backbone_latency.0, t.backbone_latency.1, &mut rng);
                 let id = topo.add_link(Link {
                     kind: LinkKind::Backbone,
@@ -169,19 +160,14 @@ impl Topology {
         for (si, s) in campus.sites.iter().enumerate() {
             match s.kind {
                 SiteKind::Hq => {}
-                SiteKind::Hub => {
-                    topo.site_uplinks[si] = vec![hub_uplink[si].expect("hub has a backbone link")]
-                }
+                SiteKind::Hub => topo.site_uplinks[si] = vec![hub_uplink[si].expect("hub has a backbone link")],
                 SiteKind::Branch => {
                     let hub = campus.regions[s.region.index()].hub.index();
-                    let mut rng =
-                        streams.stream(StreamKey::new(entity::SITE, si as u32, purpose::LINKS, 0));
+                    let mut rng = streams.stream(StreamKey::new(entity::SITE, si as u32, purpose::LINKS, 0));
                     let latency = draw(t.wan_latency.0, t.wan_latency.1, &mut rng);
                     let headroom = rng.random_range(t.wan_headroom.0..=t.wan_headroom.1);
-                    let need = (f64::from(s.clients.max(1))
-                        * t.wan_provisioned_per_client_bps as f64
-                        + f64::from(s.clients.max(1)).sqrt()
-                            * t.wan_burst_per_sqrt_client_bps as f64)
+                    let need = (f64::from(s.clients.max(1)) * t.wan_provisioned_per_client_bps as f64
+                        + f64::from(s.clients.max(1)).sqrt() * t.wan_burst_per_sqrt_client_bps as f64)
                         * headroom;
                     let capacity = t
                         .wan_circuits_bps
@@ -233,10 +219,7 @@ impl Topology {
             // Links shared by both chains (the common path to HQ) are not crossed. Both
             // chains end at HQ, so the shared links form a common suffix.
             let mut shared = 0;
-            while shared < ua.len()
-                && shared < ub.len()
-                && ua[ua.len() - 1 - shared] == ub[ub.len() - 1 - shared]
-            {
+            while shared < ua.len() && shared < ub.len() && ua[ua.len() - 1 - shared] == ub[ub.len() - 1 - shared] {
                 shared += 1;
             }
             for &l in &ua[..ua.len() - shared] {
@@ -247,13 +230,7 @@ impl Topology {
             }
         }
         let lb = self.building_link[b.index()];
-        r.push(
-            Hop {
-                link: lb,
-                up: false,
-            },
-            self.links[lb.index()].latency,
-        );
+        r.push(Hop { link: lb, up: false }, self.links[lb.index()].latency);
         r
     }
 }

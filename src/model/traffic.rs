@@ -7,8 +7,8 @@
 //!   `sessions_per_day x profile[hour] / 24`, times the weekend factor on Saturday and
 //!   Sunday. Arrivals are drawn exactly by inverting the integrated rate, never by
 //!   thinning, so a day's arrivals depend only on the host's stream for that day.
-//! - A session draws, in a fixed order: which application (by the rates at its hour), its
-//!   peer, bytes each way (lognormal around the medians) and duration (lognormal).
+//! - A session draws, in a fixed order: which application (by the rates at its hour), bytes
+//!   each way and duration (lognormal), two uniforms for the IPsec layer, then its peer.
 //! - Durations are capped at [`MAX_SESSION`] so that a session's bytes never reach past the
 //!   next midnight's accounting.
 //! - Pure: no I/O, time is an argument.
@@ -59,6 +59,9 @@ pub struct Session {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub duration: SimDuration,
+    /// Uniform draws for the IPsec layer: random IKE failure, NLB node choice.
+    pub u_ike: f64,
+    pub u_node: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -93,16 +96,12 @@ impl TrafficModel {
         let mut kinds = vec![KindRates::default(); HostKind::COUNT];
         for (k, rates) in kinds.iter_mut().enumerate() {
             let kind = HostKind::from_dense_index(k);
-            let runs: Vec<usize> = (0..t.apps.len())
-                .filter(|&a| t.apps[a].from.contains(&kind))
-                .collect();
+            let runs: Vec<usize> = (0..t.apps.len()).filter(|&a| t.apps[a].from.contains(&kind)).collect();
             rates.choice = vec![Vec::new(); 24];
             for h in 0..24 {
                 let per_app: Vec<f64> = runs
                     .iter()
-                    .map(|&a| {
-                        t.apps[a].sessions_per_day * t.profiles[t.apps[a].profile].hourly[h] / 24.0
-                    })
+                    .map(|&a| t.apps[a].sessions_per_day * t.profiles[t.apps[a].profile].hourly[h] / 24.0)
                     .collect();
                 let total: f64 = per_app.iter().sum();
                 rates.hourly[h] = total;
@@ -134,28 +133,18 @@ impl TrafficModel {
         if self.apps[s.app.index()].protocol != Protocol::Tcp || route.is_empty() {
             return s.duration;
         }
-        let bottleneck_bps = route
-            .hops()
-            .map(|h| topology.link(h.link).capacity_bps)
-            .min()
-            .unwrap_or(u64::MAX) as f64;
+        let bottleneck_bps = route.hops().map(|h| topology.link(h.link).capacity_bps).min().unwrap_or(u64::MAX) as f64;
         let rtt_s = route.rtt().as_secs_f64().max(1e-6);
         let window_bps = self.tcp_window_bytes as f64 * 8.0 / rtt_s;
         let rate = bottleneck_bps.min(window_bps);
         let bits = s.bytes_up.max(s.bytes_down) as f64 * 8.0;
-        s.duration
-            .max(SimDuration::from_secs_f64(bits / rate))
-            .min(MAX_SESSION)
+        s.duration.max(SimDuration::from_secs_f64(bits / rate)).min(MAX_SESSION)
     }
 
     /// Activity factor of a simulated day (weekends are quieter).
     pub fn day_factor(&self, day: u32) -> f64 {
         let weekday = (u32::from(self.start_weekday) + day) % 7;
-        if weekday >= 5 {
-            self.weekend_factor
-        } else {
-            1.0
-        }
+        if weekday >= 5 { self.weekend_factor } else { 1.0 }
     }
 
     /// Expected sessions a day for a host kind on a weekday.
@@ -165,12 +154,7 @@ impl TrafficModel {
 
     /// The next session arrival of a host of `kind` strictly after `now`, within the same
     /// simulated day; `None` if the day ends first. `rng` is the host's stream for the day.
-    pub fn next_arrival(
-        &self,
-        kind: HostKind,
-        now: SimTime,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<SimTime> {
+    pub fn next_arrival(&self, kind: HostKind, now: SimTime, rng: &mut ChaCha8Rng) -> Option<SimTime> {
         let rates = &self.kinds[kind.dense_index()];
         let factor = self.day_factor(now.day());
         if factor <= 0.0 {
@@ -189,8 +173,7 @@ impl TrafficModel {
             if rate_per_ns > 0.0 && mass < available {
                 let at = t_ns + mass / rate_per_ns;
                 // Strictly after now, and inside the hour despite rounding.
-                let at = (at.round() as u64)
-                    .clamp(now.time_of_day().as_nanos() + 1, hour_end as u64 - 1);
+                let at = (at.round() as u64).clamp(now.time_of_day().as_nanos() + 1, hour_end as u64 - 1);
                 return Some(day_start + SimDuration::from_nanos(at));
             }
             mass -= available;
@@ -202,51 +185,38 @@ impl TrafficModel {
 
     /// Draws the session that arrives at `now` for `host`. `None` if the chosen
     /// application finds no peer (e.g. a peer application on a one-host campus).
-    pub fn draw_session(
-        &self,
-        campus: &Campus,
-        host: HostId,
-        now: SimTime,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<Session> {
+    pub fn draw_session(&self, campus: &Campus, host: HostId, now: SimTime, rng: &mut ChaCha8Rng) -> Option<Session> {
         let h = campus.host(host);
         let rates = &self.kinds[h.kind.dense_index()];
         let hour = (now.time_of_day().as_nanos() / SimDuration::HOUR.as_nanos()) as usize;
         let u: f64 = rng.random();
         let choice = &rates.choice[hour];
-        let app = choice
-            .iter()
-            .find(|c| u < c.1)
-            .or(choice.last())
-            .map(|c| c.0)?;
+        let app = choice.iter().find(|c| u < c.1).or(choice.last()).map(|c| c.0)?;
         let spec = &self.apps[app.index()];
         let z_up: f64 = StandardNormal.sample(rng);
         let z_down: f64 = StandardNormal.sample(rng);
         let z_dur: f64 = StandardNormal.sample(rng);
+        let u_ike: f64 = rng.random();
+        let u_node: f64 = rng.random();
         let region = campus.sites[h.site.index()].region;
         let peer = match spec.target {
-            Target::Home(role) => campus
-                .home_server(host, role)
-                .filter(|&p| p != host)
-                .map(Endpoint::Host),
+            Target::Home(role) => campus.home_server(host, role).filter(|&p| p != host).map(Endpoint::Host),
             Target::Popular(role) => campus
                 .popular_endpoint(role, region, self.popular_local_share, rng)
                 .filter(|&e| e != Endpoint::Host(host)),
-            Target::Peer => campus
-                .peer(host, self.peer_building_share, rng)
-                .map(Endpoint::Host),
+            Target::Peer => campus.peer(host, self.peer_building_share, rng).map(Endpoint::Host),
         }?;
-        let size =
-            |mu: f64, z: f64| (mu + spec.size_sigma * z).exp().round().clamp(1.0, 1e13) as u64;
+        let size = |mu: f64, z: f64| (mu + spec.size_sigma * z).exp().round().clamp(1.0, 1e13) as u64;
         let duration =
-            SimDuration::from_secs_f64((spec.mu_duration_s + spec.duration_sigma * z_dur).exp())
-                .min(MAX_SESSION);
+            SimDuration::from_secs_f64((spec.mu_duration_s + spec.duration_sigma * z_dur).exp()).min(MAX_SESSION);
         Some(Session {
             app,
             peer,
             bytes_up: size(spec.mu_up, z_up),
             bytes_down: size(spec.mu_down, z_down),
             duration: duration.max(SimDuration::from_millis(1)),
+            u_ike,
+            u_node,
         })
     }
 }

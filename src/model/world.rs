@@ -10,6 +10,10 @@
 //!   [`WORDS_PER_EVENT`] words of the host's stream for that day, so no generator state is
 //!   kept per host (the event carries its position) and a host's draws depend on nothing
 //!   but (seed, host, day, seq).
+//! - With an IPsec layer ([`SecNet`]), every session is a connection through policy and SA
+//!   logic: blocked sessions carry nothing, the others start after the wait the user sees
+//!   (fallback, IKE) and are counted protected or clear. SA idle and main-mode expiries are
+//!   `Sa` events (class 2) at their deadlines, so live SA counts are exact at every event.
 //! - Bytes of a session are spread evenly over its duration into utilisation bins of the
 //!   wide-area links it crosses; a day's link figures are final at its `DayEnd`.
 //! - Results leave through an [`Observer`]; nothing here does I/O.
@@ -18,6 +22,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::campus::Campus;
 use super::ids::{HostId, LinkId};
+use super::kinds::{HostKind, Os};
+use super::policy::{BlockReason, Service};
+use super::secnet::{ClearKind, Outcome, SaTimer, SecNet};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
 use crate::engine::queue::EventQueue;
@@ -25,12 +32,13 @@ use crate::engine::rng::{RngStreams, StreamKey};
 use crate::engine::sim::{Flow, Handler};
 use crate::engine::{SimDuration, SimTime};
 
-/// Event classes: at equal times, a day closes before the next opens, and both before any
-/// session starts.
+/// Event classes: at equal times, a day closes before the next opens, SAs expire before
+/// new connections look for them, and sessions start last.
 pub mod class {
     pub const DAY_END: u8 = 0;
     pub const DAY_START: u8 = 1;
-    pub const ARRIVAL: u8 = 2;
+    pub const SA_TIMER: u8 = 2;
+    pub const ARRIVAL: u8 = 3;
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,6 +46,7 @@ pub enum Event {
     DayStart(u32),
     DayEnd(u32),
     Arrival { host: HostId, seq: u32 },
+    Sa(SaTimer),
 }
 
 /// Stream words reserved for one event of a host: a session with its peer choice and the
@@ -63,6 +72,72 @@ pub struct DayRecord {
     /// Wide-area links whose busiest bin exceeded 80% / 100% of capacity.
     pub wan_links_over_80: u32,
     pub wan_links_over_100: u32,
+    /// IPsec figures of the day; `None` for a run without an IPsec layer.
+    pub ipsec: Option<IpsecDay>,
+}
+
+/// Connection outcomes of one initiator OS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OsOutcomes {
+    pub sessions: u64,
+    pub protected: u64,
+    pub clear_exempt: u64,
+    pub clear_fallback: u64,
+    pub clear_soft: u64,
+    pub blocked: u64,
+    /// Connections that waited for a fallback to clear, and the total wait.
+    pub fallback_waits: u64,
+    pub fallback_wait_s: f64,
+    /// Connections that waited for IKE to complete, and the total wait.
+    pub ike_waits: u64,
+    pub ike_wait_s: f64,
+}
+
+/// Initiator groups of the outcome table: the client categories, then servers.
+pub const INITIATOR_GROUPS: [&str; 9] =
+    ["managed", "test-domain", "legacy-windows", "mac", "linux", "xbox", "pocket-pc", "vpn-guest", "server"];
+
+/// Index of (initiator group, OS) in [`IpsecDay::by_os`].
+pub fn initiator_slot(kind: HostKind, os: Os) -> usize {
+    let group = match kind {
+        HostKind::Client(c) => c as usize,
+        HostKind::Server(_) => INITIATOR_GROUPS.len() - 1,
+    };
+    group * Os::ALL.len() + os as usize
+}
+
+/// IPsec figures of one day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IpsecDay {
+    /// Hosts by policy state: none, permit-only, request, secure-request, require,
+    /// require-encryption.
+    pub policy_states: [u64; 6],
+    pub bytes_protected: u64,
+    pub bytes_clear: u64,
+    /// Bytes of sessions that were blocked (not carried).
+    pub bytes_blocked: u64,
+    /// Bytes between two domain-joined hosts, and the part carried under IPsec.
+    pub bytes_managed_pairs: u64,
+    pub bytes_managed_pairs_protected: u64,
+    pub main_modes: u64,
+    pub quick_modes: u64,
+    pub rekeys: u64,
+    /// IKE attempts with a willing responder that failed (authentication or a lost
+    /// negotiation), and fallbacks to clear (new soft SAs, whatever the cause).
+    pub negotiation_failures: u64,
+    pub fallbacks: u64,
+    pub blocked: u64,
+    /// Blocked by reason: block rule, clear refused, IPsec required but failed.
+    pub blocked_by_reason: [u64; 3],
+    pub peak_live_mm: u64,
+    pub peak_live_qm: u64,
+    pub end_live_mm: u64,
+    pub end_live_qm: u64,
+    /// Per initiator group and OS, indexed by [`initiator_slot`].
+    pub by_os: Vec<OsOutcomes>,
+    /// Per application: bytes protected, bytes clear.
+    pub app_protected: Vec<u64>,
+    pub app_clear: Vec<u64>,
 }
 
 /// One wide-area link's day.
@@ -108,26 +183,12 @@ impl LinkBins {
         }
         let bins_per_day = (SimDuration::DAY.as_nanos() / bin.as_nanos()) as usize;
         let size = links.len() * 2 * bins_per_day;
-        LinkBins {
-            slot,
-            links,
-            bins_per_day,
-            bin_ns: bin.as_nanos(),
-            counts: [vec![0.0; size], vec![0.0; size]],
-        }
+        LinkBins { slot, links, bins_per_day, bin_ns: bin.as_nanos(), counts: [vec![0.0; size], vec![0.0; size]] }
     }
 
     /// Adds `bytes` spread evenly over `[start, start + duration)` on one link direction.
     /// Bins beyond the next midnight are folded into the last bin of the next day.
-    fn add(
-        &mut self,
-        day: u32,
-        slot: usize,
-        up: bool,
-        start: SimTime,
-        duration: SimDuration,
-        bytes: u64,
-    ) {
+    fn add(&mut self, day: u32, slot: usize, up: bool, start: SimTime, duration: SimDuration, bytes: u64) {
         if bytes == 0 {
             return;
         }
@@ -142,11 +203,7 @@ impl LinkBins {
         while t < to {
             let g = (t / self.bin_ns).min(last);
             // The last bin of the next day takes whatever reaches beyond it.
-            let end = if g == last {
-                to
-            } else {
-                ((g + 1) * self.bin_ns).min(to)
-            };
+            let end = if g == last { to } else { ((g + 1) * self.bin_ns).min(to) };
             let parity = ((u64::from(day) + g / bpd) % 2) as usize;
             let idx = (slot * 2 + dir) * self.bins_per_day + (g % bpd) as usize;
             self.counts[parity][idx] += per_ns * (end - t) as f64;
@@ -164,14 +221,16 @@ struct DayTotals {
     wan_session_bytes: u64,
 }
 
+fn push_timer(queue: &mut EventQueue<Event>, t: SaTimer) {
+    let at = match t {
+        SaTimer::Idle { at, .. } | SaTimer::MainMode { at, .. } => at,
+    };
+    queue.push(at, class::SA_TIMER, Event::Sa(t));
+}
+
 /// The window of a host's day stream that its `seq`-th event of that day draws from.
 fn event_rng(streams: &RngStreams, host: HostId, day: u32, seq: u32) -> ChaCha8Rng {
-    let mut rng = streams.stream(StreamKey::new(
-        entity::HOST,
-        host.0,
-        purpose::TRAFFIC,
-        day as u16,
-    ));
+    let mut rng = streams.stream(StreamKey::new(entity::HOST, host.0, purpose::TRAFFIC, day as u16));
     rng.set_word_pos(u128::from(seq) * WORDS_PER_EVENT);
     rng
 }
@@ -227,6 +286,9 @@ pub fn host_day_sessions(
 pub struct World<'a, O: Observer> {
     campus: &'a Campus,
     traffic: &'a TrafficModel,
+    /// The IPsec layer, when the scenario has one.
+    pub secnet: Option<SecNet<'a>>,
+    ipsec_today: IpsecDay,
     streams: RngStreams,
     days: u32,
     bins: LinkBins,
@@ -238,6 +300,7 @@ impl<'a, O: Observer> World<'a, O> {
     pub fn new(
         campus: &'a Campus,
         traffic: &'a TrafficModel,
+        secnet: Option<SecNet<'a>>,
         seed: u64,
         days: u32,
         bin: SimDuration,
@@ -247,6 +310,8 @@ impl<'a, O: Observer> World<'a, O> {
         World {
             campus,
             traffic,
+            secnet,
+            ipsec_today: IpsecDay::default(),
             streams,
             days,
             bins: LinkBins::new(campus, bin),
@@ -262,51 +327,122 @@ impl<'a, O: Observer> World<'a, O> {
 
     fn start_day(&mut self, day: u32, queue: &mut EventQueue<Event>) {
         let napps = self.traffic.apps.len();
-        self.today = DayTotals {
-            app_sessions: vec![0; napps],
-            app_bytes: vec![0; napps],
-            ..DayTotals::default()
-        };
+        self.today = DayTotals { app_sessions: vec![0; napps], app_bytes: vec![0; napps], ..DayTotals::default() };
+        if let Some(net) = &self.secnet {
+            self.ipsec_today = IpsecDay {
+                policy_states: net.policy_state_counts(),
+                by_os: vec![OsOutcomes::default(); INITIATOR_GROUPS.len() * Os::ALL.len()],
+                app_protected: vec![0; napps],
+                app_clear: vec![0; napps],
+                peak_live_mm: net.live_mm,
+                peak_live_qm: net.live_qm,
+                ..IpsecDay::default()
+            };
+        }
         for h in 0..self.campus.hosts.len() {
             let id = HostId::from_index(h);
             if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
                 queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1 });
             }
         }
-        queue.push(
-            SimTime::start_of_day(day + 1),
-            class::DAY_END,
-            Event::DayEnd(day),
-        );
+        queue.push(SimTime::start_of_day(day + 1), class::DAY_END, Event::DayEnd(day));
     }
 
     fn arrival(&mut self, host: HostId, seq: u32, now: SimTime, queue: &mut EventQueue<Event>) {
-        let (next, session) =
-            arrival_step(self.campus, self.traffic, &self.streams, host, seq, now);
+        let (next, session) = arrival_step(self.campus, self.traffic, &self.streams, host, seq, now);
         if let Some(t) = next {
             queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1 });
         }
         if let Some(s) = session {
-            self.account(host, now, &s);
+            self.account(host, now, &s, queue);
         }
     }
 
-    fn account(&mut self, host: HostId, now: SimTime, s: &Session) {
+    fn account(&mut self, host: HostId, now: SimTime, s: &Session, queue: &mut EventQueue<Event>) {
         let c = self.campus;
         let h = c.host(host);
-        let t = &mut self.today;
-        t.sessions += 1;
-        t.app_sessions[s.app.index()] += 1;
         let bytes = s.bytes_up + s.bytes_down;
-        t.app_bytes[s.app.index()] += bytes;
+        self.today.sessions += 1;
+        self.today.app_sessions[s.app.index()] += 1;
         let peer_site = c.endpoint_site(s.peer);
-        if peer_site == h.site {
-            return;
+        let route =
+            (peer_site != h.site).then(|| c.topology.route(h.building, h.site, c.endpoint_building(s.peer), peer_site));
+        let duration = match &route {
+            Some(r) => self.traffic.network_duration(s, r, &c.topology),
+            None => s.duration,
+        };
+        let mut start = now;
+        if let Some(net) = self.secnet.as_mut() {
+            let app = &self.traffic.apps[s.app.index()];
+            let service = Service { protocol: app.protocol.number(), port: app.port };
+            let conn = net.connect(host, s.peer, service, now, duration, bytes, s.u_ike, s.u_node);
+            for t in conn.timers.into_iter().flatten() {
+                push_timer(queue, t);
+            }
+            let d = &mut self.ipsec_today;
+            let fx = conn.effects;
+            d.main_modes += u64::from(fx.main_modes);
+            d.quick_modes += u64::from(fx.quick_modes);
+            d.rekeys += u64::from(fx.rekeys);
+            d.negotiation_failures += u64::from(conn.ike_failed);
+            d.peak_live_mm = d.peak_live_mm.max(net.live_mm);
+            d.peak_live_qm = d.peak_live_qm.max(net.live_qm);
+            let os = &mut d.by_os[initiator_slot(h.kind, h.os)];
+            os.sessions += 1;
+            if !conn.delay.is_zero() {
+                if let Outcome::Protected { .. } = conn.outcome {
+                    os.ike_waits += 1;
+                    os.ike_wait_s += conn.delay.as_secs_f64();
+                } else {
+                    os.fallback_waits += 1;
+                    os.fallback_wait_s += conn.delay.as_secs_f64();
+                }
+            }
+            let managed_pair = h.is_managed() && c.host(conn.responder).is_managed();
+            match conn.outcome {
+                Outcome::Blocked(reason) => {
+                    os.blocked += 1;
+                    d.blocked += 1;
+                    d.blocked_by_reason[match reason {
+                        BlockReason::BlockRule => 0,
+                        BlockReason::ClearRefused => 1,
+                        BlockReason::NegotiationRequired => 2,
+                    }] += 1;
+                    d.bytes_blocked += bytes;
+                    if matches!(fx.soft_delta, 1) {
+                        d.fallbacks += 1;
+                    }
+                    // Nothing is carried.
+                    return;
+                }
+                Outcome::Protected { .. } => {
+                    os.protected += 1;
+                    d.bytes_protected += bytes;
+                    d.app_protected[s.app.index()] += bytes;
+                    if managed_pair {
+                        d.bytes_managed_pairs_protected += bytes;
+                    }
+                }
+                Outcome::Clear(kind) => {
+                    match kind {
+                        ClearKind::Exempt => os.clear_exempt += 1,
+                        ClearKind::Fallback(_) => {
+                            os.clear_fallback += 1;
+                            d.fallbacks += 1;
+                        }
+                        ClearKind::Soft => os.clear_soft += 1,
+                    }
+                    d.bytes_clear += bytes;
+                    d.app_clear[s.app.index()] += bytes;
+                }
+            }
+            if managed_pair {
+                d.bytes_managed_pairs += bytes;
+            }
+            start = now + conn.delay;
         }
-        let route = c
-            .topology
-            .route(h.building, h.site, c.endpoint_building(s.peer), peer_site);
-        let duration = self.traffic.network_duration(s, &route, &c.topology);
+        self.today.app_bytes[s.app.index()] += bytes;
+        let Some(route) = route else { return };
         let mut crossed = false;
         for hop in route.hops() {
             let slot = self.bins.slot[hop.link.index()];
@@ -315,13 +451,11 @@ impl<'a, O: Observer> World<'a, O> {
             }
             crossed = true;
             let day = now.day();
-            self.bins
-                .add(day, slot as usize, hop.up, now, duration, s.bytes_up);
-            self.bins
-                .add(day, slot as usize, !hop.up, now, duration, s.bytes_down);
+            self.bins.add(day, slot as usize, hop.up, start, duration, s.bytes_up);
+            self.bins.add(day, slot as usize, !hop.up, start, duration, s.bytes_down);
         }
         if crossed {
-            t.wan_session_bytes += bytes;
+            self.today.wan_session_bytes += bytes;
         }
     }
 
@@ -340,10 +474,15 @@ impl<'a, O: Observer> World<'a, O> {
             peak_wan_link: None,
             wan_links_over_80: 0,
             wan_links_over_100: 0,
+            ipsec: self.secnet.as_ref().map(|net| {
+                let mut d = std::mem::take(&mut self.ipsec_today);
+                d.end_live_mm = net.live_mm;
+                d.end_live_qm = net.live_qm;
+                d
+            }),
         };
         for (slot, &link) in b.links.iter().enumerate() {
-            let cap_bytes_per_bin =
-                self.campus.topology.link(link).capacity_bps as f64 / 8.0 * bin_s;
+            let cap_bytes_per_bin = self.campus.topology.link(link).capacity_bps as f64 / 8.0 * bin_s;
             let mut totals = [0.0f64; 2];
             let mut peak = 0.0f64;
             let mut peak_bin = 0usize;
@@ -379,11 +518,7 @@ impl<'a, O: Observer> World<'a, O> {
         b.counts[parity].iter_mut().for_each(|v| *v = 0.0);
         self.observer.day(&rec);
         if day + 1 < self.days {
-            queue.push(
-                SimTime::start_of_day(day + 1),
-                class::DAY_START,
-                Event::DayStart(day + 1),
-            );
+            queue.push(SimTime::start_of_day(day + 1), class::DAY_START, Event::DayStart(day + 1));
         }
     }
 }
@@ -394,6 +529,16 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
             Event::Arrival { host, seq } => self.arrival(host, seq, now, queue),
             Event::DayStart(d) => self.start_day(d, queue),
             Event::DayEnd(d) => self.end_day(d, queue),
+            Event::Sa(t) => {
+                if let Some(net) = self.secnet.as_mut() {
+                    if let Some(next) = net.timer(t, now) {
+                        push_timer(queue, next);
+                    }
+                    let d = &mut self.ipsec_today;
+                    d.peak_live_mm = d.peak_live_mm.max(net.live_mm);
+                    d.peak_live_qm = d.peak_live_qm.max(net.live_qm);
+                }
+            }
         }
         Flow::Continue
     }

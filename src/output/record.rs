@@ -25,6 +25,81 @@ pub struct TimelineRow {
     pub wan_links_over_80pct: u32,
     pub wan_links_over_100pct: u32,
     pub app_bytes: Vec<u64>,
+    /// IPsec columns; empty cells (NaN in pandas) for a run without IPsec.
+    pub ipsec: Option<TimelineIpsec>,
+}
+
+/// The IPsec columns of a timeline row.
+#[derive(Debug, Clone)]
+pub struct TimelineIpsec {
+    pub hosts_no_policy: u64,
+    pub hosts_permit_only: u64,
+    pub hosts_request: u64,
+    pub hosts_secure_request: u64,
+    pub hosts_require: u64,
+    pub hosts_require_encryption: u64,
+    pub active_mm_sas_peak: u64,
+    pub active_qm_sas_peak: u64,
+    pub main_mode_negotiations: u64,
+    pub quick_mode_negotiations: u64,
+    pub rekeys: u64,
+    pub negotiation_failures: u64,
+    pub fallbacks_to_clear: u64,
+    pub blocked_connections: u64,
+    pub bytes_protected: u64,
+    pub bytes_clear: u64,
+    pub bytes_blocked: u64,
+    pub protected_pct_managed: Option<f64>,
+}
+
+impl TimelineIpsec {
+    const NAMES: [&'static str; 18] = [
+        "hosts_no_policy",
+        "hosts_permit_only",
+        "hosts_request",
+        "hosts_secure_request",
+        "hosts_require",
+        "hosts_require_encryption",
+        "active_mm_sas_peak",
+        "active_qm_sas_peak",
+        "main_mode_negotiations",
+        "quick_mode_negotiations",
+        "rekeys",
+        "negotiation_failures",
+        "fallbacks_to_clear",
+        "blocked_connections",
+        "bytes_protected",
+        "bytes_clear",
+        "bytes_blocked",
+        "protected_pct_managed",
+    ];
+
+    fn fields(&self) -> Vec<String> {
+        let mut v: Vec<String> = [
+            self.hosts_no_policy,
+            self.hosts_permit_only,
+            self.hosts_request,
+            self.hosts_secure_request,
+            self.hosts_require,
+            self.hosts_require_encryption,
+            self.active_mm_sas_peak,
+            self.active_qm_sas_peak,
+            self.main_mode_negotiations,
+            self.quick_mode_negotiations,
+            self.rekeys,
+            self.negotiation_failures,
+            self.fallbacks_to_clear,
+            self.blocked_connections,
+            self.bytes_protected,
+            self.bytes_clear,
+            self.bytes_blocked,
+        ]
+        .iter()
+        .map(u64::to_string)
+        .collect();
+        v.push(self.protected_pct_managed.map(|x| x.to_string()).unwrap_or_default());
+        v
+    }
 }
 
 impl TimelineRow {
@@ -44,6 +119,7 @@ impl TimelineRow {
     pub fn header(app_names: &[String]) -> Vec<String> {
         Self::FIXED
             .iter()
+            .chain(TimelineIpsec::NAMES.iter())
             .map(|s| s.to_string())
             .chain(app_names.iter().map(|a| format!("bytes_{a}")))
             .collect()
@@ -62,6 +138,10 @@ impl TimelineRow {
             self.wan_links_over_80pct.to_string(),
             self.wan_links_over_100pct.to_string(),
         ];
+        match &self.ipsec {
+            Some(i) => v.extend(i.fields()),
+            None => v.extend(std::iter::repeat_n(String::new(), TimelineIpsec::NAMES.len())),
+        }
         v.extend(self.app_bytes.iter().map(u64::to_string));
         v
     }
@@ -74,6 +154,47 @@ pub struct AppDayRow {
     pub app: String,
     pub sessions: u64,
     pub bytes: u64,
+}
+
+/// One row of `outcomes_by_os.csv`: what the connections of one kind of initiator (group
+/// and OS) met in a day.
+#[derive(Debug, Clone, Serialize)]
+pub struct OsOutcomeRow {
+    pub day: u32,
+    /// Client category of the initiator, or "server".
+    pub initiator: &'static str,
+    pub initiator_os: &'static str,
+    pub sessions: u64,
+    pub protected: u64,
+    pub clear_exempt: u64,
+    pub clear_fallback: u64,
+    pub clear_soft_sa: u64,
+    pub blocked: u64,
+    /// Connections that waited for the fallback to clear, and their mean wait.
+    pub fallback_waits: u64,
+    pub mean_fallback_wait_ms: Option<f64>,
+    /// Connections that waited for IKE (main and quick mode) to finish, and their mean wait.
+    pub ike_waits: u64,
+    pub mean_ike_wait_ms: Option<f64>,
+}
+
+/// One row of `servers.csv`: one of the busiest servers, by peak quick-mode SAs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRow {
+    pub server: String,
+    pub role: &'static str,
+    pub os: &'static str,
+    pub site: String,
+    pub policy: String,
+    pub peak_qm_sas: u32,
+    pub peak_mm_sas: u32,
+    pub main_modes: u64,
+    pub quick_modes: u64,
+    /// Busiest minute's main modes, per second.
+    pub peak_main_modes_per_s: f64,
+    /// Diffie-Hellman CPU in the busiest minute, percent of one core.
+    pub peak_dh_cpu_pct: f64,
+    pub peak_sa_memory_bytes: u64,
 }
 
 /// One row of `wan_links.csv`: a wide-area link's day.

@@ -42,9 +42,7 @@ impl RunFiles {
         for r in rows {
             w.serialize(r).map_err(io::Error::other)?;
         }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
         self.add_bytes(name, bytes);
         Ok(())
     }
@@ -61,19 +59,14 @@ impl RunFiles {
         for r in rows {
             w.write_record(&r).map_err(io::Error::other)?;
         }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let bytes = w.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
         self.add_bytes(name, bytes);
         Ok(())
     }
 
     /// sha256 (hex) of each file added so far.
     pub fn digests(&self) -> BTreeMap<String, String> {
-        self.files
-            .iter()
-            .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
-            .collect()
+        self.files.iter().map(|(name, bytes)| (name.clone(), sha256_hex(bytes))).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&[u8]> {
@@ -86,18 +79,12 @@ impl RunFiles {
 
     /// Writes all files into `dir`, replacing it as a whole.
     pub fn commit(&self, dir: &Path) -> io::Result<()> {
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
         let name = dir
             .file_name()
             .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: not a directory name", dir.display()),
-                )
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a directory name", dir.display()))
             })?
             .to_string_lossy()
             .into_owned();
@@ -130,9 +117,7 @@ fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
     if dir.exists() {
         let old: PathBuf = dir.with_file_name(format!(
             ".{}.old-{}",
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             std::process::id()
         ));
         if old.exists() {
@@ -152,10 +137,7 @@ fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), if the platform tells.
@@ -183,19 +165,9 @@ mod tests {
         b.add_bytes("a.txt", b"two".to_vec());
         b.commit(&dir).unwrap();
         assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"two");
-        assert!(
-            !dir.join("stale.txt").exists(),
-            "files of the previous run are gone"
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(&base)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            leftovers.len(),
-            1,
-            "no temporary directories left: {leftovers:?}"
-        );
+        assert!(!dir.join("stale.txt").exists(), "files of the previous run are gone");
+        let leftovers: Vec<_> = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no temporary directories left: {leftovers:?}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -11,12 +11,17 @@ use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
 use super::diag::{
-    Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables,
-    text_from_utf8,
+    Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables, text_from_utf8,
 };
 use super::file::*;
 use crate::engine::SimDuration;
+use crate::model::ids::{DomainId, GroupId};
 use crate::model::kinds::{Affinity, ClientCategory, GroupKind, HostKind, Os, Protocol, Role};
+use crate::model::policy::{
+    ActionKind, AuthMethod, Fallback, FilterAction, FilterList, FilterSpec, Gpo, IpsecPolicy, LocalPolicy, Mode,
+    PolicySet, Principal, Rule,
+};
+use crate::model::sa::SaParams;
 
 /// Upper bounds checked before anything is allocated, so that a hostile or mistyped
 /// scenario (10^12 clients) is an input error, not an out-of-memory crash.
@@ -83,6 +88,22 @@ pub struct Scenario {
     pub groups: Vec<GroupParams>,
     pub topology: TopologyParams,
     pub traffic: TrafficParams,
+    /// IPsec parameters; `None` when the scenario has no IPsec at all.
+    pub ipsec: Option<IpsecParams>,
+    pub policy: PolicySet,
+}
+
+#[derive(Debug, Clone)]
+pub struct IpsecParams {
+    pub sa: SaParams,
+    pub fallback: Fallback,
+    pub negotiation_failure_probability: f64,
+    pub managed_certificates: bool,
+    pub mm_sa_bytes: u64,
+    pub qm_sa_bytes: u64,
+    pub home_ranges: Vec<Ipv4Net>,
+    pub foreign_ranges: Vec<Ipv4Net>,
+    pub servers_reported: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -244,10 +265,7 @@ const MAX_EXTENDS_DEPTH: usize = 8;
 /// Loads and validates a scenario file.
 pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io {
-        path: shown.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: shown.clone(), source })?;
     let text = text_from_utf8(&shown, &bytes).map_err(|d| Diagnostics(vec![d]))?;
     Ok(parse(&shown, text)?)
 }
@@ -279,23 +297,18 @@ fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
             None => None,
             Some(toml::Value::String(base)) => {
                 if layers.len() + 1 >= MAX_EXTENDS_DEPTH {
-                    return Err(map.error(&at, format!("more than {MAX_EXTENDS_DEPTH} scenarios chained by `extends` (a cycle?)")));
+                    return Err(map.error(
+                        &at,
+                        format!("more than {MAX_EXTENDS_DEPTH} scenarios chained by `extends` (a cycle?)"),
+                    ));
                 }
                 if base == BUILTIN_WHITEPAPER_REF {
-                    Some((
-                        BUILTIN_WHITEPAPER_NAME.to_string(),
-                        BUILTIN_WHITEPAPER.to_string(),
-                    ))
+                    Some((BUILTIN_WHITEPAPER_NAME.to_string(), BUILTIN_WHITEPAPER.to_string()))
                 } else {
-                    let dir = std::path::Path::new(&file)
-                        .parent()
-                        .unwrap_or(std::path::Path::new(""));
+                    let dir = std::path::Path::new(&file).parent().unwrap_or(std::path::Path::new(""));
                     let path = dir.join(&base);
                     let bytes = std::fs::read(&path).map_err(|e| {
-                        map.error(
-                            &at,
-                            format!("cannot read the base scenario {}: {e}", path.display()),
-                        )
+                        map.error(&at, format!("cannot read the base scenario {}: {e}", path.display()))
                     })?;
                     let shown = path.display().to_string();
                     let base_text = text_from_utf8(&shown, &bytes)?.to_string();
@@ -305,10 +318,7 @@ fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
             Some(other) => {
                 return Err(map.error(
                     &at,
-                    format!(
-                        "expected a scenario path or \"{BUILTIN_WHITEPAPER_REF}\", found a {}",
-                        other.type_str()
-                    ),
+                    format!("expected a scenario path or \"{BUILTIN_WHITEPAPER_REF}\", found a {}", other.type_str()),
                 ));
             }
         };
@@ -325,12 +335,7 @@ fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
 pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
     let one = |d: Diagnostic| Diagnostics(vec![d]);
     let layers = read_layers(file, text).map_err(one)?;
-    let map = LayeredMap::new(
-        layers
-            .iter()
-            .map(|l| SourceMap::new(&l.file, &l.text))
-            .collect(),
-    );
+    let map = LayeredMap::new(layers.iter().map(|l| SourceMap::new(&l.file, &l.text)).collect());
     let raw: ScenarioFile = if layers.len() == 1 {
         // A single file: deserialise from the text itself for exact spans.
         from_toml(file, text).map_err(one)?
@@ -345,16 +350,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
     for layer in &layers {
         hasher.update(layer.text.as_bytes());
     }
-    let mut v = Validator {
-        map: &map,
-        problems: Vec::new(),
-    };
+    let mut v = Validator { map: &map, problems: Vec::new() };
     let scenario = v.scenario(raw, hex(&hasher.finalize()));
     if v.problems.is_empty() {
         Ok(scenario)
     } else {
-        v.problems
-            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        v.problems.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(Diagnostics(v.problems))
     }
 }
@@ -375,37 +376,21 @@ impl Validator<'_> {
 
     fn fraction(&mut self, path: KeyPath, x: f64) -> f64 {
         if !(0.0..=1.0).contains(&x) {
-            self.fail(
-                &path,
-                format!("expected a fraction between 0 and 1, found {x}"),
-            );
+            self.fail(&path, format!("expected a fraction between 0 and 1, found {x}"));
         }
         x
     }
 
     fn count(&mut self, path: KeyPath, x: u32, min: u32, max: u32) -> u32 {
         if x < min || x > max {
-            self.fail(
-                &path,
-                format!("expected a count from {min} to {max}, found {x}"),
-            );
+            self.fail(&path, format!("expected a count from {min} to {max}, found {x}"));
         }
         x
     }
 
-    fn range<T: PartialOrd + Copy + std::fmt::Display>(
-        &mut self,
-        path: KeyPath,
-        r: [T; 2],
-    ) -> (T, T) {
+    fn range<T: PartialOrd + Copy + std::fmt::Display>(&mut self, path: KeyPath, r: [T; 2]) -> (T, T) {
         if r[0] > r[1] {
-            self.fail(
-                &path,
-                format!(
-                    "expected [min, max] with min <= max, found [{}, {}]",
-                    r[0], r[1]
-                ),
-            );
+            self.fail(&path, format!("expected [min, max] with min <= max, found [{}, {}]", r[0], r[1]));
         }
         (r[0], r[1])
     }
@@ -422,46 +407,34 @@ impl Validator<'_> {
         let mut entries = Vec::new();
         for (&k, &w) in raw {
             if !allowed(k) {
-                self.fail(
-                    &path.key(k.to_string()),
-                    format!("`{k}` is not allowed here: expected {what}"),
-                );
+                self.fail(&path.key(k.to_string()), format!("`{k}` is not allowed here: expected {what}"));
             }
             if !(w.is_finite() && w >= 0.0) {
-                self.fail(
-                    &path.key(k.to_string()),
-                    format!("expected a non-negative share, found {w}"),
-                );
+                self.fail(&path.key(k.to_string()), format!("expected a non-negative share, found {w}"));
             }
             entries.push((k, w.max(0.0)));
         }
         let total: f64 = entries.iter().map(|e| e.1).sum();
         if entries.is_empty() || total.is_nan() || total <= 0.0 {
-            self.fail(
-                &path,
-                format!("expected at least one positive share of {what}"),
-            );
+            self.fail(&path, format!("expected at least one positive share of {what}"));
             return Mix { entries: vec![] };
         }
         if (total - 1.0).abs() > 1e-3 {
-            self.fail(
-                &path,
-                format!("shares must sum to 1, they sum to {total:.6}"),
-            );
+            self.fail(&path, format!("shares must sum to 1, they sum to {total:.6}"));
         }
         Mix::new(entries)
     }
 
     fn scenario(&mut self, raw: ScenarioFile, sha256: String) -> Scenario {
         if raw.name.is_empty()
-            || !raw
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
             self.fail(
                 &p(&["name"]),
-                format!("expected a name of letters, digits, '-', '_' or '.' (it names the output directory), found {:?}", raw.name),
+                format!(
+                    "expected a name of letters, digits, '-', '_' or '.' (it names the output directory), found {:?}",
+                    raw.name
+                ),
             );
         }
         let run = self.run(&raw.run);
@@ -472,6 +445,14 @@ impl Validator<'_> {
         let groups = self.groups(&raw.groups);
         let topology = self.topology(&raw.topology);
         let traffic = self.traffic(&raw.traffic, &raw.apps, &server_roles, &nlb);
+        let ipsec = raw.ipsec.as_ref().map(|i| self.ipsec(i));
+        let policy = self.policy_set(&raw, &domains, &groups);
+        if ipsec.is_none() && !policy.is_empty() {
+            self.fail(
+                &p(&["ipsec"]),
+                "IPsec policies are defined but the [ipsec] table (lifetimes, fallback delays) is missing",
+            );
+        }
         Scenario {
             name: raw.name,
             description: raw.description,
@@ -485,7 +466,216 @@ impl Validator<'_> {
             groups,
             topology,
             traffic,
+            ipsec,
+            policy,
         }
+    }
+
+    fn ipsec(&mut self, i: &IpsecFile) -> IpsecParams {
+        let k = |s: &str| p(&["ipsec", s]);
+        for (name, d) in [
+            ("main_mode_lifetime", i.main_mode_lifetime.0),
+            ("quick_mode_lifetime", i.quick_mode_lifetime.0),
+            ("quick_mode_idle", i.quick_mode_idle.0),
+        ] {
+            if d < SimDuration::SECOND || d > SimDuration::from_days(30) {
+                self.fail(&k(name), format!("expected a duration from 1 s to 30 d, found {d}"));
+            }
+        }
+        for (name, d) in [
+            ("fallback_delay", i.fallback_delay.0),
+            ("fallback_delay_simple_policy", i.fallback_delay_simple_policy.0),
+            ("dh_cpu", i.dh_cpu.0),
+        ] {
+            if d > SimDuration::from_mins(10) {
+                self.fail(&k(name), format!("expected at most 10 min, found {d}"));
+            }
+        }
+        let mut ranges = |name: &str, v: &[String]| -> Vec<Ipv4Net> {
+            v.iter()
+                .enumerate()
+                .filter_map(|(j, r)| match r.parse::<Ipv4Net>() {
+                    Ok(n) => Some(n.trunc()),
+                    Err(_) => {
+                        self.fail(
+                            &k(name).index(j),
+                            format!("expected an IPv4 prefix like \"192.168.0.0/24\", found {r:?}"),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        };
+        let home_ranges = ranges("home_ranges", &i.home_ranges);
+        let foreign_ranges = ranges("foreign_ranges", &i.foreign_ranges);
+        IpsecParams {
+            sa: SaParams {
+                main_mode_lifetime: i.main_mode_lifetime.0,
+                quick_mode_lifetime: i.quick_mode_lifetime.0,
+                quick_mode_lifetime_bytes: i.quick_mode_lifetime_bytes.0,
+                quick_mode_idle: i.quick_mode_idle.0,
+                dh_cpu: i.dh_cpu.0,
+                authip_extended_mode: i.authip_extended_mode,
+            },
+            fallback: Fallback { legacy: i.fallback_delay.0, simple_policy: i.fallback_delay_simple_policy.0 },
+            negotiation_failure_probability: self
+                .fraction(k("negotiation_failure_probability"), i.negotiation_failure_probability),
+            managed_certificates: i.managed_certificates,
+            mm_sa_bytes: i.mm_sa_memory.0,
+            qm_sa_bytes: i.qm_sa_memory.0,
+            home_ranges,
+            foreign_ranges,
+            servers_reported: self.count(k("servers_reported"), i.servers_reported, 0, 100_000),
+        }
+    }
+
+    /// Filter lists, actions, policies, GPOs and local policies, names resolved.
+    fn policy_set(&mut self, raw: &ScenarioFile, domains: &[DomainParams], groups: &[GroupParams]) -> PolicySet {
+        let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        let mut set = PolicySet::default();
+        let unique = |this: &mut Self, table: &str, names: Vec<&str>| {
+            let mut seen = BTreeSet::new();
+            for (i, n) in names.into_iter().enumerate() {
+                if !seen.insert(n.to_string()) {
+                    this.fail(&KeyPath::root().key(table).index(i).key("name"), format!("duplicate name {n:?}"));
+                }
+            }
+        };
+        unique(self, "filter_list", raw.filter_lists.iter().map(|f| f.name.as_str()).collect());
+        unique(self, "filter_action", raw.filter_actions.iter().map(|f| f.name.as_str()).collect());
+        unique(self, "ipsec_policy", raw.ipsec_policies.iter().map(|f| f.name.as_str()).collect());
+        unique(self, "gpo", raw.gpos.iter().map(|f| f.name.as_str()).collect());
+        for (i, fl) in raw.filter_lists.iter().enumerate() {
+            let path = KeyPath::root().key("filter_list").index(i);
+            let mut filters = Vec::new();
+            for (j, text) in fl.filters.iter().enumerate() {
+                match FilterSpec::parse(text, &group_names) {
+                    Ok(f) => filters.push(f),
+                    Err(msg) => self.fail(&path.key("filters").index(j), msg),
+                }
+            }
+            set.filter_lists.push(FilterList { name: fl.name.clone(), filters });
+        }
+        for (i, a) in raw.filter_actions.iter().enumerate() {
+            let kind = match a.action.as_str() {
+                "permit" => ActionKind::Permit,
+                "block" => ActionKind::Block,
+                m => match Mode::from_name(m) {
+                    Some(mode) => ActionKind::Negotiate(mode),
+                    None => {
+                        self.fail(
+                            &KeyPath::root().key("filter_action").index(i).key("action"),
+                            format!("expected permit, block, request, secure-request, require or require-encryption, found {m:?}"),
+                        );
+                        ActionKind::Permit
+                    }
+                },
+            };
+            set.actions.push(FilterAction { name: a.name.clone(), kind });
+        }
+        fn find<'s>(mut names: impl Iterator<Item = &'s String>, want: &str) -> Option<usize> {
+            names.position(|n| n == want)
+        }
+        for (i, pol) in raw.ipsec_policies.iter().enumerate() {
+            let path = KeyPath::root().key("ipsec_policy").index(i);
+            let mut rules = Vec::new();
+            for (j, r) in pol.rules.iter().enumerate() {
+                let rp = path.key("rules").index(j);
+                let fl = find(raw.filter_lists.iter().map(|f| &f.name), &r.filters);
+                let act = find(raw.filter_actions.iter().map(|f| &f.name), &r.action);
+                if fl.is_none() {
+                    self.fail(&rp.key("filters"), format!("no [[filter_list]] is named {:?}", r.filters));
+                }
+                if act.is_none() {
+                    self.fail(&rp.key("action"), format!("no [[filter_action]] is named {:?}", r.action));
+                }
+                let mut auth = Vec::new();
+                for (m, a) in r.auth.iter().enumerate() {
+                    match AuthMethod::parse(a) {
+                        Some(method) => auth.push(method),
+                        None => self.fail(
+                            &rp.key("auth").index(m),
+                            format!("expected kerberos, certificate or psk:<name>, found {a:?}"),
+                        ),
+                    }
+                }
+                if r.auth.is_empty() {
+                    auth.push(AuthMethod::Kerberos);
+                }
+                if let (Some(filter_list), Some(action)) = (fl, act) {
+                    rules.push(Rule { filter_list, action, auth });
+                }
+            }
+            set.policies.push(IpsecPolicy { name: pol.name.clone(), rules });
+        }
+        let principal = |this: &mut Self, path: KeyPath, name: &str| -> Option<Principal> {
+            if name == "Domain Computers" {
+                return Some(Principal::DomainComputers);
+            }
+            match group_names.iter().position(|g| g == name) {
+                Some(g) => Some(Principal::Group(GroupId::from_index(g))),
+                None => {
+                    this.fail(
+                        &path,
+                        format!("unknown group {name:?}: expected \"Domain Computers\" or a [[group]] name"),
+                    );
+                    None
+                }
+            }
+        };
+        for (i, g) in raw.gpos.iter().enumerate() {
+            let path = KeyPath::root().key("gpo").index(i);
+            let policy = find(raw.ipsec_policies.iter().map(|f| &f.name), &g.policy);
+            if policy.is_none() {
+                self.fail(&path.key("policy"), format!("no [[ipsec_policy]] is named {:?}", g.policy));
+            }
+            let mut ds = Vec::new();
+            for (j, d) in g.domains.iter().enumerate() {
+                match domains.iter().position(|x| &x.name == d) {
+                    Some(di) => ds.push(DomainId::from_index(di)),
+                    None => self.fail(&path.key("domains").index(j), format!("unknown domain {d:?}")),
+                }
+            }
+            let apply = g
+                .apply
+                .iter()
+                .enumerate()
+                .filter_map(|(j, n)| principal(self, path.key("apply").index(j), n))
+                .collect();
+            let deny =
+                g.deny.iter().enumerate().filter_map(|(j, n)| principal(self, path.key("deny").index(j), n)).collect();
+            if let Some(policy) = policy {
+                set.gpos.push(Gpo {
+                    name: g.name.clone(),
+                    policy,
+                    domains: if g.domains.is_empty() { None } else { Some(ds) },
+                    apply,
+                    deny,
+                });
+            }
+        }
+        for (i, lp) in raw.local_policies.iter().enumerate() {
+            let path = KeyPath::root().key("local_policy").index(i);
+            let policy = find(raw.ipsec_policies.iter().map(|f| &f.name), &lp.policy);
+            if policy.is_none() {
+                self.fail(&path.key("policy"), format!("no [[ipsec_policy]] is named {:?}", lp.policy));
+            }
+            let fraction = self.fraction(path.key("fraction"), lp.fraction);
+            let mut credentials = Vec::new();
+            for (j, c) in lp.credentials.iter().enumerate() {
+                match AuthMethod::parse(c) {
+                    Some(AuthMethod::Kerberos) | None => self.fail(
+                        &path.key("credentials").index(j),
+                        format!("expected certificate or psk:<name>, found {c:?}"),
+                    ),
+                    Some(m) => credentials.push(m),
+                }
+            }
+            if let Some(policy) = policy {
+                set.local_policies.push(LocalPolicy { clients: lp.clients.clone(), fraction, policy, credentials });
+            }
+        }
+        set
     }
 
     fn run(&mut self, r: &RunFile) -> RunParams {
@@ -496,11 +686,7 @@ impl Validator<'_> {
             None => {
                 self.fail(
                     &p(&["run", "start_weekday"]),
-                    format!(
-                        "expected one of {}, found {:?}",
-                        WEEKDAYS.join(", "),
-                        r.start_weekday
-                    ),
+                    format!("expected one of {}, found {:?}", WEEKDAYS.join(", "), r.start_weekday),
                 );
                 0
             }
@@ -512,94 +698,51 @@ impl Validator<'_> {
                 format!("expected at least 1 s and a whole fraction of a day (e.g. \"5 min\"), found {bin}"),
             );
         }
-        RunParams {
-            seed: r.seed,
-            days,
-            start_weekday,
-            utilisation_bin: bin,
-        }
+        RunParams { seed: r.seed, days, start_weekday, utilisation_bin: bin }
     }
 
     fn campus(&mut self, c: &CampusFile) -> CampusParams {
         let k = |s: &str| p(&["campus", s]);
         let clients = self.count(k("clients"), c.clients, 1, limits::MAX_CLIENTS);
         let users = self.count(k("users"), c.users, 1, clients.max(1));
-        let sites = self.count(
-            k("sites"),
-            c.sites,
-            1,
-            limits::MAX_SITES.min(clients.max(1)),
-        );
-        let regions = self.count(
-            k("regions"),
-            c.regions,
-            1,
-            limits::MAX_REGIONS.min(sites.max(1)),
-        );
+        let sites = self.count(k("sites"), c.sites, 1, limits::MAX_SITES.min(clients.max(1)));
+        let regions = self.count(k("regions"), c.regions, 1, limits::MAX_REGIONS.min(sites.max(1)));
         let hq_client_share = self.fraction(k("hq_client_share"), c.hq_client_share);
         if c.site_size_zipf < 0.0 || c.site_size_zipf > 4.0 || !c.site_size_zipf.is_finite() {
-            self.fail(
-                &k("site_size_zipf"),
-                format!(
-                    "expected an exponent from 0 to 4, found {}",
-                    c.site_size_zipf
-                ),
-            );
+            self.fail(&k("site_size_zipf"), format!("expected an exponent from 0 to 4, found {}", c.site_size_zipf));
         }
-        let clients_per_building = self.count(
-            k("clients_per_building"),
-            c.clients_per_building,
-            1,
-            1_000_000,
-        );
+        let clients_per_building = self.count(k("clients_per_building"), c.clients_per_building, 1, 1_000_000);
         let address_space = match c.address_space.parse::<Ipv4Net>() {
             Ok(net) if net.prefix_len() <= 16 => net.trunc(),
             Ok(net) => {
                 self.fail(
                     &k("address_space"),
-                    format!(
-                        "expected a block of /16 or larger, found /{}",
-                        net.prefix_len()
-                    ),
+                    format!("expected a block of /16 or larger, found /{}", net.prefix_len()),
                 );
                 net
             }
             Err(_) => {
                 self.fail(
                     &k("address_space"),
-                    format!(
-                        "expected an IPv4 prefix like \"10.0.0.0/8\", found {:?}",
-                        c.address_space
-                    ),
+                    format!("expected an IPv4 prefix like \"10.0.0.0/8\", found {:?}", c.address_space),
                 );
                 Ipv4Net::new(std::net::Ipv4Addr::new(10, 0, 0, 0), 8).expect("valid")
             }
         };
         let mut prefixes = BTreeMap::new();
         for (key, &w) in &c.client_subnet_prefixes {
-            let len = key
-                .trim_start_matches('/')
-                .parse::<u8>()
-                .ok()
-                .filter(|l| (18..=26).contains(l));
+            let len = key.trim_start_matches('/').parse::<u8>().ok().filter(|l| (18..=26).contains(l));
             match len {
                 Some(l) => {
                     prefixes.insert(l, w);
                 }
                 None => self.fail(
                     &k("client_subnet_prefixes").key(key),
-                    format!(
-                        "expected a prefix length from 18 to 26 (\"24\" or \"/24\"), found {key:?}"
-                    ),
+                    format!("expected a prefix length from 18 to 26 (\"24\" or \"/24\"), found {key:?}"),
                 ),
             }
         }
-        let client_subnet_prefixes = self.mix(
-            k("client_subnet_prefixes"),
-            &prefixes,
-            |_| true,
-            "prefix lengths",
-        );
+        let client_subnet_prefixes = self.mix(k("client_subnet_prefixes"), &prefixes, |_| true, "prefix lengths");
         let subnet_fill = self.range(k("subnet_fill"), c.subnet_fill);
         if !(subnet_fill.0 > 0.0 && subnet_fill.1 <= 1.0) {
             self.fail(&k("subnet_fill"), "expected shares in (0, 1]");
@@ -607,10 +750,7 @@ impl Validator<'_> {
         if !(18..=21).contains(&c.vpn_pool_prefix) {
             self.fail(
                 &k("vpn_pool_prefix"),
-                format!(
-                    "expected a prefix length from 18 to 21, found {}",
-                    c.vpn_pool_prefix
-                ),
+                format!("expected a prefix length from 18 to 21, found {}", c.vpn_pool_prefix),
             );
         }
         let windows = |o: Os| o.ipsec_capable();
@@ -627,44 +767,14 @@ impl Validator<'_> {
             subnet_fill,
             vpn_pool_prefix: c.vpn_pool_prefix,
             laptop_fraction: self.fraction(k("laptop_fraction"), c.laptop_fraction),
-            multi_machine_user_fraction: self.fraction(
-                k("multi_machine_user_fraction"),
-                c.multi_machine_user_fraction,
-            ),
-            simple_policy_update_fraction: self.fraction(
-                k("simple_policy_update_fraction"),
-                c.simple_policy_update_fraction,
-            ),
-            client_mix: self.mix(
-                k("client_mix"),
-                &c.client_mix,
-                |_| true,
-                "client categories",
-            ),
-            managed_os: self.mix(
-                k("managed_os"),
-                &c.managed_os,
-                windows,
-                "Windows 2000 or later",
-            ),
-            test_domain_os: self.mix(
-                k("test_domain_os"),
-                &c.test_domain_os,
-                windows,
-                "Windows 2000 or later",
-            ),
-            legacy_os: self.mix(
-                k("legacy_os"),
-                &c.legacy_os,
-                |o| matches!(o, Os::Nt4 | Os::Win9x),
-                "nt4 or win9x",
-            ),
-            vpn_guest_os: self.mix(
-                k("vpn_guest_os"),
-                &c.vpn_guest_os,
-                windows,
-                "Windows 2000 or later",
-            ),
+            multi_machine_user_fraction: self.fraction(k("multi_machine_user_fraction"), c.multi_machine_user_fraction),
+            simple_policy_update_fraction: self
+                .fraction(k("simple_policy_update_fraction"), c.simple_policy_update_fraction),
+            client_mix: self.mix(k("client_mix"), &c.client_mix, |_| true, "client categories"),
+            managed_os: self.mix(k("managed_os"), &c.managed_os, windows, "Windows 2000 or later"),
+            test_domain_os: self.mix(k("test_domain_os"), &c.test_domain_os, windows, "Windows 2000 or later"),
+            legacy_os: self.mix(k("legacy_os"), &c.legacy_os, |o| matches!(o, Os::Nt4 | Os::Win9x), "nt4 or win9x"),
+            vpn_guest_os: self.mix(k("vpn_guest_os"), &c.vpn_guest_os, windows, "Windows 2000 or later"),
         }
     }
 
@@ -673,10 +783,7 @@ impl Validator<'_> {
             self.fail(&p(&["domain"]), "expected at least one [[domain]]");
         }
         if raw.len() > limits::MAX_DOMAINS {
-            self.fail(
-                &p(&["domain"]),
-                format!("at most {} domains are supported", limits::MAX_DOMAINS),
-            );
+            self.fail(&p(&["domain"]), format!("at most {} domains are supported", limits::MAX_DOMAINS));
         }
         let mut seen = BTreeSet::new();
         let mut total = 0.0;
@@ -686,24 +793,15 @@ impl Validator<'_> {
             .map(|(i, d)| {
                 let path = KeyPath::root().key("domain").index(i);
                 if !seen.insert(d.name.as_str()) {
-                    self.fail(
-                        &path.key("name"),
-                        format!("duplicate domain name {:?}", d.name),
-                    );
+                    self.fail(&path.key("name"), format!("duplicate domain name {:?}", d.name));
                 }
                 let share = self.fraction(path.key("share"), d.share);
                 total += share;
-                DomainParams {
-                    name: d.name.clone(),
-                    share,
-                }
+                DomainParams { name: d.name.clone(), share }
             })
             .collect();
         if !raw.is_empty() && (total - 1.0).abs() > 1e-3 {
-            self.fail(
-                &p(&["domain"]),
-                format!("domain shares must sum to 1, they sum to {total:.6}"),
-            );
+            self.fail(&p(&["domain"]), format!("domain shares must sum to 1, they sum to {total:.6}"));
         }
         out
     }
@@ -717,33 +815,21 @@ impl Validator<'_> {
             .map(|(i, r)| {
                 let path = KeyPath::root().key("server_role").index(i);
                 if !seen.insert(r.role) {
-                    self.fail(
-                        &path.key("role"),
-                        format!("role `{}` is defined twice", r.role),
-                    );
+                    self.fail(&path.key("role"), format!("role `{}` is defined twice", r.role));
                 }
                 let placement = match r.placement.as_str() {
                     "site" => Placement::Site,
                     "hub" => Placement::Hub,
                     "hq" => Placement::Hq,
                     other => {
-                        self.fail(
-                            &path.key("placement"),
-                            format!("expected one of site, hub, hq, found {other:?}"),
-                        );
+                        self.fail(&path.key("placement"), format!("expected one of site, hub, hq, found {other:?}"));
                         Placement::Hq
                     }
                 };
                 let per_clients = self.count(path.key("per_clients"), r.per_clients, 1, u32::MAX);
                 total_servers += u64::from(clients) / u64::from(per_clients.max(1)) + 1;
                 let os = self.mix(path.key("os"), &r.os, |_| true, "operating systems");
-                ServerRoleParams {
-                    role: r.role,
-                    placement,
-                    per_clients,
-                    min_site_clients: r.min_site_clients,
-                    os,
-                }
+                ServerRoleParams { role: r.role, placement, per_clients, min_site_clients: r.min_site_clients, os }
             })
             .collect();
         if total_servers > limits::MAX_SERVERS {
@@ -764,25 +850,16 @@ impl Validator<'_> {
         let nodes_min = self.count(k("nodes_min"), n.nodes_min, 2, limits::MAX_NLB_NODES);
         let nodes_max = self.count(k("nodes_max"), n.nodes_max, 2, limits::MAX_NLB_NODES);
         if nodes_min > nodes_max {
-            self.fail(
-                &k("nodes_max"),
-                format!("expected nodes_max >= nodes_min ({nodes_min}), found {nodes_max}"),
-            );
+            self.fail(&k("nodes_max"), format!("expected nodes_max >= nodes_min ({nodes_min}), found {nodes_max}"));
         }
         if !(n.nodes_mean >= f64::from(nodes_min) && n.nodes_mean <= f64::from(nodes_max)) {
             self.fail(
                 &k("nodes_mean"),
-                format!(
-                    "expected a mean between nodes_min and nodes_max, found {}",
-                    n.nodes_mean
-                ),
+                format!("expected a mean between nodes_min and nodes_max, found {}", n.nodes_mean),
             );
         }
         if clusters > 0 && n.services.is_empty() {
-            self.fail(
-                &k("services"),
-                "expected at least one service role for the clusters",
-            );
+            self.fail(&k("services"), "expected at least one service role for the clusters");
         }
         NlbParams {
             clusters,
@@ -791,21 +868,13 @@ impl Validator<'_> {
             nodes_mean: n.nodes_mean,
             services: n.services.clone(),
             affinity: self.mix(k("affinity"), &n.affinity, |_| true, "affinities"),
-            os: self.mix(
-                k("os"),
-                &n.os,
-                |o| o.is_server_os() || o == Os::Win2000,
-                "a Windows server OS",
-            ),
+            os: self.mix(k("os"), &n.os, |o| o.is_server_os() || o == Os::Win2000, "a Windows server OS"),
         }
     }
 
     fn groups(&mut self, raw: &[GroupFile]) -> Vec<GroupParams> {
         if raw.len() > limits::MAX_GROUPS {
-            self.fail(
-                &p(&["group"]),
-                format!("at most {} groups are supported", limits::MAX_GROUPS),
-            );
+            self.fail(&p(&["group"]), format!("at most {} groups are supported", limits::MAX_GROUPS));
         }
         let mut seen = BTreeSet::new();
         raw.iter()
@@ -813,10 +882,7 @@ impl Validator<'_> {
             .map(|(i, g)| {
                 let path = KeyPath::root().key("group").index(i);
                 if !seen.insert(g.name.as_str()) {
-                    self.fail(
-                        &path.key("name"),
-                        format!("duplicate group name {:?}", g.name),
-                    );
+                    self.fail(&path.key("name"), format!("duplicate group name {:?}", g.name));
                 }
                 GroupParams {
                     name: g.name.clone(),
@@ -832,16 +898,10 @@ impl Validator<'_> {
     fn topology(&mut self, t: &TopologyFile) -> TopologyParams {
         let k = |s: &str| p(&["topology", s]);
         let wan_latency = self.range(k("wan_latency"), [t.wan_latency[0].0, t.wan_latency[1].0]);
-        let backbone_latency = self.range(
-            k("backbone_latency"),
-            [t.backbone_latency[0].0, t.backbone_latency[1].0],
-        );
+        let backbone_latency = self.range(k("backbone_latency"), [t.backbone_latency[0].0, t.backbone_latency[1].0]);
         let mut circuits: Vec<u64> = t.wan_circuits.iter().map(|b| b.0).collect();
         if circuits.is_empty() || circuits.contains(&0) {
-            self.fail(
-                &k("wan_circuits"),
-                "expected a non-empty list of non-zero bitrates",
-            );
+            self.fail(&k("wan_circuits"), "expected a non-empty list of non-zero bitrates");
         }
         circuits.sort_unstable();
         for (name, bps) in [
@@ -879,13 +939,7 @@ impl Validator<'_> {
     ) -> TrafficParams {
         let k = |s: &str| p(&["traffic", s]);
         if !(t.popularity_zipf.is_finite() && (0.0..=4.0).contains(&t.popularity_zipf)) {
-            self.fail(
-                &k("popularity_zipf"),
-                format!(
-                    "expected an exponent from 0 to 4, found {}",
-                    t.popularity_zipf
-                ),
-            );
+            self.fail(&k("popularity_zipf"), format!("expected an exponent from 0 to 4, found {}", t.popularity_zipf));
         }
         let mut profiles = Vec::new();
         for (name, weights) in &t.diurnal {
@@ -895,10 +949,7 @@ impl Validator<'_> {
             if !ok || total <= 0.0 {
                 self.fail(
                     &path,
-                    format!(
-                        "expected 24 non-negative hourly weights, not all zero (found {} values)",
-                        weights.len()
-                    ),
+                    format!("expected 24 non-negative hourly weights, not all zero (found {} values)", weights.len()),
                 );
                 continue;
             }
@@ -906,34 +957,24 @@ impl Validator<'_> {
             for (h, w) in weights.iter().enumerate() {
                 hourly[h] = w * 24.0 / total;
             }
-            profiles.push(Profile {
-                name: name.clone(),
-                hourly,
-            });
+            profiles.push(Profile { name: name.clone(), hourly });
         }
         if apps.is_empty() {
             self.fail(&p(&["app"]), "expected at least one [[app]]");
         }
         if apps.len() > limits::MAX_APPS {
-            self.fail(
-                &p(&["app"]),
-                format!("at most {} applications are supported", limits::MAX_APPS),
-            );
+            self.fail(&p(&["app"]), format!("at most {} applications are supported", limits::MAX_APPS));
         }
         let mut seen = BTreeSet::new();
-        let has_servers = |r: Role| {
-            roles.iter().any(|s| s.role == r) || (nlb.clusters > 0 && nlb.services.contains(&r))
-        };
+        let has_servers =
+            |r: Role| roles.iter().any(|s| s.role == r) || (nlb.clusters > 0 && nlb.services.contains(&r));
         let apps = apps
             .iter()
             .enumerate()
             .map(|(i, a)| {
                 let path = KeyPath::root().key("app").index(i);
                 if !seen.insert(a.name.as_str()) {
-                    self.fail(
-                        &path.key("name"),
-                        format!("duplicate application name {:?}", a.name),
-                    );
+                    self.fail(&path.key("name"), format!("duplicate application name {:?}", a.name));
                 }
                 let mut from = Vec::new();
                 for (j, f) in a.from.iter().enumerate() {
@@ -941,18 +982,12 @@ impl Validator<'_> {
                         Some(kind) => from.push(kind),
                         None => self.fail(
                             &path.key("from").index(j),
-                            format!(
-                                "unknown host kind {f:?}: expected one of {}",
-                                HostKind::expected()
-                            ),
+                            format!("unknown host kind {f:?}: expected one of {}", HostKind::expected()),
                         ),
                     }
                 }
                 if a.from.is_empty() {
-                    self.fail(
-                        &path.key("from"),
-                        "expected at least one initiating host kind",
-                    );
+                    self.fail(&path.key("from"), "expected at least one initiating host kind");
                 }
                 let to = match parse_target(&a.to) {
                     Ok(Target::Home(r) | Target::Popular(r)) if !has_servers(r) => {
@@ -980,15 +1015,9 @@ impl Validator<'_> {
                         ),
                     );
                 }
-                for (name, s) in [
-                    ("size_sigma", a.size_sigma),
-                    ("duration_sigma", a.duration_sigma),
-                ] {
+                for (name, s) in [("size_sigma", a.size_sigma), ("duration_sigma", a.duration_sigma)] {
                     if !(s.is_finite() && (0.0..=4.0).contains(&s)) {
-                        self.fail(
-                            &path.key(name),
-                            format!("expected a lognormal sigma from 0 to 4, found {s}"),
-                        );
+                        self.fail(&path.key(name), format!("expected a lognormal sigma from 0 to 4, found {s}"));
                     }
                 }
                 let profile = match profiles.iter().position(|pr| pr.name == a.diurnal) {
@@ -997,11 +1026,7 @@ impl Validator<'_> {
                         let names: Vec<&str> = t.diurnal.keys().map(String::as_str).collect();
                         self.fail(
                             &path.key("diurnal"),
-                            format!(
-                                "unknown profile {:?}: expected one of {}",
-                                a.diurnal,
-                                names.join(", ")
-                            ),
+                            format!("unknown profile {:?}: expected one of {}", a.diurnal, names.join(", ")),
                         );
                         0
                     }
@@ -1037,13 +1062,7 @@ impl Validator<'_> {
             peer_building_share: self.fraction(k("peer_building_share"), t.peer_building_share),
             tcp_window_bytes: {
                 if t.tcp_window.0 < 1024 {
-                    self.fail(
-                        &k("tcp_window"),
-                        format!(
-                            "expected a window of at least 1 KiB, found {}",
-                            t.tcp_window
-                        ),
-                    );
+                    self.fail(&k("tcp_window"), format!("expected a window of at least 1 KiB, found {}", t.tcp_window));
                 }
                 t.tcp_window.0
             },
@@ -1059,12 +1078,8 @@ fn parse_target(s: &str) -> Result<Target, String> {
         return Ok(Target::Peer);
     }
     let (kind, role) = s.split_once(':').ok_or_else(bad)?;
-    let role = Role::from_name(role).ok_or_else(|| {
-        format!(
-            "unknown role {role:?}: expected one of {}",
-            Role::expected()
-        )
-    })?;
+    let role =
+        Role::from_name(role).ok_or_else(|| format!("unknown role {role:?}: expected one of {}", Role::expected()))?;
     match kind {
         "home" => Ok(Target::Home(role)),
         "popular" => Ok(Target::Popular(role)),

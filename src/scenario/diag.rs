@@ -47,11 +47,7 @@ pub struct Diagnostic {
 }
 
 fn path_prefix(key_path: &str) -> String {
-    if key_path.is_empty() {
-        String::new()
-    } else {
-        format!("{key_path}: ")
-    }
+    if key_path.is_empty() { String::new() } else { format!("{key_path}: ") }
 }
 
 /// Several diagnostics, e.g. everything validation found in one file. Displays one per line.
@@ -60,11 +56,7 @@ fn path_prefix(key_path: &str) -> String {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 fn render_all(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 impl Diagnostics {
@@ -85,8 +77,7 @@ impl Diagnostics {
     }
     /// Orders by file, line, column; stable, so equal positions keep the order found.
     pub fn sort(&mut self) {
-        self.0
-            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        self.0.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     }
     /// `Ok(())` when empty, so validation can end with `diags.into_result()?`.
     pub fn into_result(self) -> Result<(), Diagnostics> {
@@ -212,10 +203,7 @@ impl fmt::Display for KeyPath {
 
 /// A bare TOML key as is, anything else as a TOML basic string, so the path is unambiguous.
 fn write_key(f: &mut fmt::Formatter<'_>, key: &str) -> fmt::Result {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare {
         return f.write_str(key);
     }
@@ -280,8 +268,7 @@ pub fn from_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagn
         // so both the path and the span stop at the table. For the most common error there,
         // an unknown key, the message names the key: point at it if it is in the document.
         if let Some(name) = unknown_field_name(inner.message()) {
-            let ends_with_it =
-                matches!(path.segments().last(), Some(PathSegment::Key(k)) if k == name);
+            let ends_with_it = matches!(path.segments().last(), Some(PathSegment::Key(k)) if k == name);
             let candidate = path.key(name);
             let map = SourceMap::new(file, text);
             if !ends_with_it && map.contains(&candidate) {
@@ -302,9 +289,7 @@ pub fn from_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagn
 /// `x` from serde's "unknown field `x`, expected ..." / "unknown field `x`, there are no fields".
 fn unknown_field_name(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
-    let end = rest
-        .find("`, ")
-        .or_else(|| rest.strip_suffix('`').map(str::len))?;
+    let end = rest.find("`, ").or_else(|| rest.strip_suffix('`').map(str::len))?;
     Some(&rest[..end])
 }
 
@@ -320,10 +305,7 @@ fn humanize(message: &str) -> String {
         ("i8", "an integer from -128 to 127"),
         ("i16", "an integer from -32768 to 32767"),
         ("i32", "an integer from -2147483648 to 2147483647"),
-        (
-            "i64",
-            "an integer from -9223372036854775808 to 9223372036854775807",
-        ),
+        ("i64", "an integer from -9223372036854775808 to 9223372036854775807"),
         ("f32", "a number"),
         ("f64", "a number"),
     ];
@@ -403,16 +385,9 @@ impl SourceMap {
     pub fn new(file: &str, text: &str) -> Self {
         let (root, _errors) = DeTable::parse_recoverable(text);
         let span = root.span();
-        let root = Node {
-            key_start: None,
-            value_start: span.start,
-            kind: NodeKind::Table(table_nodes(root.get_ref())),
-        };
-        SourceMap {
-            file: file.to_owned(),
-            text: text.to_owned(),
-            root,
-        }
+        let root =
+            Node { key_start: None, value_start: span.start, kind: NodeKind::Table(table_nodes(root.get_ref())) };
+        SourceMap { file: file.to_owned(), text: text.to_owned(), root }
     }
 
     pub fn file(&self) -> &str {
@@ -453,13 +428,7 @@ impl SourceMap {
     /// A diagnostic positioned at the value at `path` (see [`locate`](Self::locate)).
     pub fn error(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
         let (line, col) = self.locate(path);
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            col,
-            key_path: path.to_string(),
-            message: message.into(),
-        }
+        Diagnostic { file: self.file.clone(), line, col, key_path: path.to_string(), message: message.into() }
     }
 
     /// 1-based (line, col in chars) of a byte offset into the text, e.g. from a
@@ -511,11 +480,7 @@ fn value_node(v: &Spanned<DeValue<'_>>) -> Node {
         DeValue::Array(a) => NodeKind::Array(a.iter().map(value_node).collect()),
         _ => NodeKind::Scalar,
     };
-    Node {
-        key_start: None,
-        value_start: span.start,
-        kind,
-    }
+    Node { key_start: None, value_start: span.start, kind }
 }
 
 #[cfg(test)]
@@ -527,14 +492,8 @@ mod tests {
         let p = KeyPath::root().key("sites").index(3).key("name");
         assert_eq!(p.to_string(), "sites[3].name");
         assert_eq!(KeyPath::root().to_string(), "");
-        assert_eq!(
-            KeyPath::root().key("ports").index(1).to_string(),
-            "ports[1]"
-        );
-        assert_eq!(
-            KeyPath::root().key("hosts").key("a.b").key("").to_string(),
-            r#"hosts."a.b"."""#
-        );
+        assert_eq!(KeyPath::root().key("ports").index(1).to_string(), "ports[1]");
+        assert_eq!(KeyPath::root().key("hosts").key("a.b").key("").to_string(), r#"hosts."a.b"."""#);
         assert_eq!(p.parent().unwrap().to_string(), "sites[3]");
         assert_eq!(KeyPath::root().parent(), None);
     }
@@ -573,18 +532,9 @@ mod tests {
 
     #[test]
     fn unknown_field_name_from_serde_messages() {
-        assert_eq!(
-            unknown_field_name("unknown field `hostz`, expected `hosts`"),
-            Some("hostz")
-        );
-        assert_eq!(
-            unknown_field_name("unknown field `nmae`, expected one of `name`, `count`"),
-            Some("nmae")
-        );
-        assert_eq!(
-            unknown_field_name("unknown field `a`, there are no fields"),
-            Some("a")
-        );
+        assert_eq!(unknown_field_name("unknown field `hostz`, expected `hosts`"), Some("hostz"));
+        assert_eq!(unknown_field_name("unknown field `nmae`, expected one of `name`, `count`"), Some("nmae"));
+        assert_eq!(unknown_field_name("unknown field `a`, there are no fields"), Some("a"));
         assert_eq!(unknown_field_name("unknown field `x`"), Some("x"));
         assert_eq!(unknown_field_name("missing field `x`"), None);
     }
@@ -659,19 +609,13 @@ pub fn merge_tables(base: &mut toml::Table, over: toml::Table) {
 
 /// Deserialises `T` from a merged table. Errors carry the key path from serde and the
 /// position of that path in the layer that decides it (see [`LayeredMap`]).
-pub fn from_table<T: DeserializeOwned>(
-    table: toml::Table,
-    map: &LayeredMap,
-) -> Result<T, Diagnostic> {
+pub fn from_table<T: DeserializeOwned>(table: toml::Table, map: &LayeredMap) -> Result<T, Diagnostic> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = KeyPath::from(e.path());
         let inner = e.into_inner();
         let layer = map.layer_for(&path);
-        let (line, col) = if unknown_field_name(inner.message()).is_some() {
-            layer.locate_key(&path)
-        } else {
-            layer.locate(&path)
-        };
+        let (line, col) =
+            if unknown_field_name(inner.message()).is_some() { layer.locate_key(&path) } else { layer.locate(&path) };
         Diagnostic {
             file: layer.file().to_owned(),
             line,

@@ -38,6 +38,112 @@ pub struct ScenarioFile {
     pub traffic: TrafficFile,
     #[serde(rename = "app")]
     pub apps: Vec<AppFile>,
+    /// IPsec settings; without them (and without policies) a run is a clear baseline.
+    #[serde(default)]
+    pub ipsec: Option<IpsecFile>,
+    #[serde(rename = "filter_list", default)]
+    pub filter_lists: Vec<FilterListFile>,
+    #[serde(rename = "filter_action", default)]
+    pub filter_actions: Vec<FilterActionFile>,
+    #[serde(rename = "ipsec_policy", default)]
+    pub ipsec_policies: Vec<IpsecPolicyFile>,
+    /// GPOs in precedence order: the first that applies to a host wins.
+    #[serde(rename = "gpo", default)]
+    pub gpos: Vec<GpoFile>,
+    #[serde(rename = "local_policy", default)]
+    pub local_policies: Vec<LocalPolicyFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpsecFile {
+    pub main_mode_lifetime: Duration,
+    pub quick_mode_lifetime: Duration,
+    pub quick_mode_lifetime_bytes: ByteSize,
+    pub quick_mode_idle: Duration,
+    /// Fallback wait of Windows 2000/XP/2003 without the Simple Policy update.
+    pub fallback_delay: Duration,
+    /// Fallback wait with the Simple Policy update.
+    pub fallback_delay_simple_policy: Duration,
+    /// CPU time of one Diffie-Hellman computation, each side of an IKEv1 main mode.
+    pub dh_cpu: Duration,
+    pub authip_extended_mode: bool,
+    /// Probability that an IKE negotiation between willing peers fails anyway.
+    pub negotiation_failure_probability: f64,
+    /// Managed hosts hold machine certificates (autoenrolment), so certificate rules work.
+    pub managed_certificates: bool,
+    /// Memory a host spends per main-mode SA and per quick-mode SA pair.
+    pub mm_sa_memory: ByteSize,
+    pub qm_sa_memory: ByteSize,
+    /// Private ranges employees use at home (the lint checks they are exempt).
+    pub home_ranges: Vec<String>,
+    /// Ranges of networks laptops visit (hotels, partners); the lint flags overlaps with
+    /// secure subnets.
+    pub foreign_ranges: Vec<String>,
+    /// Busiest servers listed in servers.csv.
+    pub servers_reported: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterListFile {
+    pub name: String,
+    /// `"<src> <-> <dst> [protocol] [port]"`, `->` for one-way filters.
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterActionFile {
+    pub name: String,
+    /// permit, block, or a negotiation mode: request, secure-request, require,
+    /// require-encryption.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpsecPolicyFile {
+    pub name: String,
+    pub rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Name of a filter list.
+    pub filters: String,
+    /// Name of a filter action.
+    pub action: String,
+    /// kerberos, certificate, psk:<name>; default kerberos.
+    #[serde(default)]
+    pub auth: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpoFile {
+    pub name: String,
+    pub policy: String,
+    /// Domains the GPO is linked to; empty = all.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Groups with Apply Group Policy ("Domain Computers" = every joined computer).
+    pub apply: Vec<String>,
+    /// Groups denied Apply Group Policy.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalPolicyFile {
+    pub clients: Vec<ClientCategory>,
+    pub fraction: f64,
+    pub policy: String,
+    /// certificate, psk:<name>.
+    #[serde(default)]
+    pub credentials: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -150,15 +150,8 @@ const DURATION_UNITS: &[(&str, u64)] = &[
     ("days", NS_D),
 ];
 
-const DURATION_DISPLAY: &[(&str, u64)] = &[
-    ("d", NS_D),
-    ("h", NS_H),
-    ("min", NS_MIN),
-    ("s", NS_S),
-    ("ms", NS_MS),
-    ("us", NS_US),
-    ("ns", 1),
-];
+const DURATION_DISPLAY: &[(&str, u64)] =
+    &[("d", NS_D), ("h", NS_H), ("min", NS_MIN), ("s", NS_S), ("ms", NS_MS), ("us", NS_US), ("ns", 1)];
 
 const KB: u64 = 1_000;
 const KIB: u64 = 1_024;
@@ -207,13 +200,8 @@ const BITRATE_UNITS: &[(&str, u64)] = &[
     ("Tbit/s", KB * KB * KB * KB),
 ];
 
-const BITRATE_DISPLAY: &[(&str, u64)] = &[
-    ("Tbps", KB * KB * KB * KB),
-    ("Gbps", KB * KB * KB),
-    ("Mbps", KB * KB),
-    ("kbps", KB),
-    ("bps", 1),
-];
+const BITRATE_DISPLAY: &[(&str, u64)] =
+    &[("Tbps", KB * KB * KB * KB), ("Gbps", KB * KB * KB), ("Mbps", KB * KB), ("kbps", KB), ("bps", 1)];
 
 /// Beyond this many significant decimal places the exact computation could overflow `u128`
 /// (10^18 * largest factor < 2^107); no realistic input comes close.
@@ -241,10 +229,7 @@ pub enum UnitErrorKind {
     /// A number without a unit.
     MissingUnit,
     /// The unit is not one we know; `suggestion` is a close accepted spelling.
-    UnknownUnit {
-        unit: String,
-        suggestion: Option<&'static str>,
-    },
+    UnknownUnit { unit: String, suggestion: Option<&'static str> },
     /// Starts with `-`.
     Negative,
     /// `nan`, `inf`, `infinity`.
@@ -290,14 +275,11 @@ fn render(quantity: Quantity, input: &str, reason: &UnitErrorKind) -> String {
         UnitErrorKind::NotFinite => "not a finite number".to_owned(),
         UnitErrorKind::NoNumber => "it does not start with a number".to_owned(),
         UnitErrorKind::Malformed { number } => format!("malformed number {number:?}"),
-        UnitErrorKind::Exponent => {
-            "exponents are not supported; write the number out in a smaller unit".to_owned()
-        }
+        UnitErrorKind::Exponent => "exponents are not supported; write the number out in a smaller unit".to_owned(),
         UnitErrorKind::TooLarge => format!("too large; the maximum is {}", quantity.max_text()),
-        UnitErrorKind::NotWhole => format!(
-            "not a whole number of {}; use fewer decimals or a smaller unit",
-            quantity.base_unit()
-        ),
+        UnitErrorKind::NotWhole => {
+            format!("not a whole number of {}; use fewer decimals or a smaller unit", quantity.base_unit())
+        }
         UnitErrorKind::TooManyDecimals => {
             format!("too many decimal places (at most {MAX_DECIMALS})")
         }
@@ -325,11 +307,7 @@ pub fn parse_bitrate(s: &str) -> Result<u64, UnitError> {
 
 /// The shared grammar (see the module doc). Returns the value in the base unit.
 pub fn parse_quantity(quantity: Quantity, s: &str) -> Result<u64, UnitError> {
-    let fail = |reason| UnitError {
-        quantity,
-        input: s.to_owned(),
-        reason,
-    };
+    let fail = |reason| UnitError { quantity, input: s.to_owned(), reason };
     let t = s.trim();
     if t.is_empty() {
         return Err(fail(UnitErrorKind::Empty));
@@ -339,16 +317,10 @@ pub fn parse_quantity(quantity: Quantity, s: &str) -> Result<u64, UnitError> {
     }
     let t = t.strip_prefix('+').unwrap_or(t);
 
-    let num_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
+    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(t.len());
     let (number, rest) = t.split_at(num_end);
     if number.is_empty() {
-        let word: String = t
-            .chars()
-            .take_while(|c| c.is_alphabetic())
-            .collect::<String>()
-            .to_lowercase();
+        let word: String = t.chars().take_while(|c| c.is_alphabetic()).collect::<String>().to_lowercase();
         return Err(fail(match word.as_str() {
             "nan" | "inf" | "infinity" => UnitErrorKind::NotFinite,
             _ => UnitErrorKind::NoNumber,
@@ -360,22 +332,15 @@ pub fn parse_quantity(quantity: Quantity, s: &str) -> Result<u64, UnitError> {
     {
         return Err(fail(UnitErrorKind::Exponent));
     }
-    let (int_digits, frac_digits) = split_number(number).ok_or_else(|| {
-        fail(UnitErrorKind::Malformed {
-            number: number.to_owned(),
-        })
-    })?;
+    let (int_digits, frac_digits) =
+        split_number(number).ok_or_else(|| fail(UnitErrorKind::Malformed { number: number.to_owned() }))?;
 
     let unit = rest.trim_start();
     if unit.is_empty() {
         return Err(fail(UnitErrorKind::MissingUnit));
     }
-    let factor = lookup_unit(quantity, unit).map_err(|suggestion| {
-        fail(UnitErrorKind::UnknownUnit {
-            unit: unit.to_owned(),
-            suggestion,
-        })
-    })?;
+    let factor = lookup_unit(quantity, unit)
+        .map_err(|suggestion| fail(UnitErrorKind::UnknownUnit { unit: unit.to_owned(), suggestion }))?;
 
     exact_value(&int_digits, &frac_digits, factor).map_err(fail)
 }
@@ -408,19 +373,12 @@ fn lookup_unit(quantity: Quantity, unit: &str) -> Result<u64, Option<&'static st
     let table = quantity.table();
     if quantity == Quantity::Duration {
         let lower = unit.to_lowercase();
-        return table
-            .iter()
-            .find(|(name, _)| *name == lower)
-            .map(|&(_, f)| f)
-            .ok_or(None);
+        return table.iter().find(|(name, _)| *name == lower).map(|&(_, f)| f).ok_or(None);
     }
     if let Some(&(_, f)) = table.iter().find(|(name, _)| *name == unit) {
         return Ok(f);
     }
-    Err(table
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(unit))
-        .map(|&(name, _)| name))
+    Err(table.iter().find(|(name, _)| name.eq_ignore_ascii_case(unit)).map(|&(name, _)| name))
 }
 
 /// `int.frac * factor`, exactly, as a whole `u64`.
@@ -431,11 +389,7 @@ fn exact_value(int_digits: &str, frac_digits: &str, factor: u64) -> Result<u64, 
     if int_digits.len() > 20 {
         return Err(UnitErrorKind::TooLarge);
     }
-    let int: u128 = if int_digits.is_empty() {
-        0
-    } else {
-        int_digits.parse().map_err(|_| UnitErrorKind::TooLarge)?
-    };
+    let int: u128 = if int_digits.is_empty() { 0 } else { int_digits.parse().map_err(|_| UnitErrorKind::TooLarge)? };
     let frac_digits = frac_digits.trim_end_matches('0');
     if frac_digits.len() > MAX_DECIMALS {
         return Err(UnitErrorKind::TooManyDecimals);
@@ -443,9 +397,7 @@ fn exact_value(int_digits: &str, frac_digits: &str, factor: u64) -> Result<u64, 
     let (frac, scale) = if frac_digits.is_empty() {
         (0u128, 1u128)
     } else {
-        let f: u128 = frac_digits
-            .parse()
-            .map_err(|_| UnitErrorKind::TooManyDecimals)?;
+        let f: u128 = frac_digits.parse().map_err(|_| UnitErrorKind::TooManyDecimals)?;
         (f, 10u128.pow(frac_digits.len() as u32))
     };
     // Fits: frac < 10^18 < 2^60 and factor < 2^47; int < 10^20 < 2^67.
@@ -453,10 +405,8 @@ fn exact_value(int_digits: &str, frac_digits: &str, factor: u64) -> Result<u64, 
     if frac_scaled % scale != 0 {
         return Err(UnitErrorKind::NotWhole);
     }
-    let total = int
-        .checked_mul(factor)
-        .and_then(|v| v.checked_add(frac_scaled / scale))
-        .ok_or(UnitErrorKind::TooLarge)?;
+    let total =
+        int.checked_mul(factor).and_then(|v| v.checked_add(frac_scaled / scale)).ok_or(UnitErrorKind::TooLarge)?;
     u64::try_from(total).map_err(|_| UnitErrorKind::TooLarge)
 }
 
@@ -569,11 +519,7 @@ struct UnitVisitor<T>(PhantomData<T>);
 
 impl<T: UnitNewtype> UnitVisitor<T> {
     fn not_a_string<E: de::Error>(found: &'static str, shown: String) -> E {
-        E::custom(UnitError {
-            quantity: T::QUANTITY,
-            input: shown,
-            reason: UnitErrorKind::NotAString { found },
-        })
+        E::custom(UnitError { quantity: T::QUANTITY, input: shown, reason: UnitErrorKind::NotAString { found } })
     }
 }
 
@@ -581,18 +527,11 @@ impl<T: UnitNewtype> Visitor<'_> for UnitVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} string like \"{}\"",
-            T::QUANTITY.noun(),
-            T::QUANTITY.example()
-        )
+        write!(f, "{} string like \"{}\"", T::QUANTITY.noun(), T::QUANTITY.example())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        parse_quantity(T::QUANTITY, v)
-            .map(T::from_base)
-            .map_err(E::custom)
+        parse_quantity(T::QUANTITY, v).map(T::from_base).map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
@@ -622,18 +561,12 @@ mod tests {
 
     #[test]
     fn exact_decimals() {
-        assert_eq!(
-            parse_duration("1.5 s").unwrap(),
-            SimDuration::from_millis(1500)
-        );
+        assert_eq!(parse_duration("1.5 s").unwrap(), SimDuration::from_millis(1500));
         assert_eq!(parse_duration("0.000000001 s").unwrap().as_nanos(), 1);
         assert_eq!(parse_bitrate("1.544 Mbps").unwrap(), 1_544_000);
         assert_eq!(parse_byte_size("1.5 KiB").unwrap(), 1536);
         // Trailing zeros beyond 18 places do not count as precision.
-        assert_eq!(
-            parse_duration("1.500000000000000000000000 s").unwrap(),
-            SimDuration::from_millis(1500)
-        );
+        assert_eq!(parse_duration("1.500000000000000000000000 s").unwrap(), SimDuration::from_millis(1500));
     }
 
     #[test]
@@ -646,37 +579,16 @@ mod tests {
 
     #[test]
     fn limits() {
+        assert_eq!(parse_duration("18446744073709551615 ns").unwrap(), SimDuration::MAX);
+        assert_eq!(parse_duration("18446744073709551616 ns").unwrap_err().reason, UnitErrorKind::TooLarge);
+        assert_eq!(parse_duration("213504 d").unwrap_err().reason, UnitErrorKind::TooLarge);
+        assert_eq!(parse_duration(&format!("{} s", "9".repeat(400))).unwrap_err().reason, UnitErrorKind::TooLarge);
         assert_eq!(
-            parse_duration("18446744073709551615 ns").unwrap(),
-            SimDuration::MAX
-        );
-        assert_eq!(
-            parse_duration("18446744073709551616 ns")
-                .unwrap_err()
-                .reason,
-            UnitErrorKind::TooLarge
-        );
-        assert_eq!(
-            parse_duration("213504 d").unwrap_err().reason,
-            UnitErrorKind::TooLarge
-        );
-        assert_eq!(
-            parse_duration(&format!("{} s", "9".repeat(400)))
-                .unwrap_err()
-                .reason,
-            UnitErrorKind::TooLarge
-        );
-        assert_eq!(
-            parse_duration(&format!("1.{}1 s", "0".repeat(40)))
-                .unwrap_err()
-                .reason,
+            parse_duration(&format!("1.{}1 s", "0".repeat(40))).unwrap_err().reason,
             UnitErrorKind::TooManyDecimals
         );
         // Leading zeros do not count towards the size limit.
-        assert_eq!(
-            parse_duration(&format!("{}5 s", "0".repeat(100))).unwrap(),
-            SimDuration::from_secs(5)
-        );
+        assert_eq!(parse_duration(&format!("{}5 s", "0".repeat(100))).unwrap(), SimDuration::from_secs(5));
     }
 
     #[test]

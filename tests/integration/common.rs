@@ -21,11 +21,7 @@ pub fn load(name: &str) -> Scenario {
 
 /// Runs the `domiso` binary.
 pub fn domiso(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_domiso"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run domiso")
+    Command::new(env!("CARGO_BIN_EXE_domiso")).args(args).current_dir(repo()).output().expect("run domiso")
 }
 
 /// A fresh empty directory under the target dir, unique per test name.

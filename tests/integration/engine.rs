@@ -3,9 +3,7 @@
 //! benchmark (ignored: run with `--release --ignored --nocapture`).
 
 use domiso::bench::{Increments, hold_benchmark, hold_benchmark_with, render_text};
-use domiso::engine::{
-    EventQueue, Flow, Handler, Progress, RngStreams, Stop, StopReason, StreamKey, run,
-};
+use domiso::engine::{EventQueue, Flow, Handler, Progress, RngStreams, Stop, StopReason, StreamKey, run};
 use domiso::engine::{SimDuration, SimTime};
 use proptest::prelude::*;
 use rand::{Rng, RngExt, SeedableRng};
@@ -141,10 +139,7 @@ fn queue_matches_reference_under_near_bursts() {
     for round in 0..6u64 {
         let mut ops = Vec::new();
         for _ in 0..50 {
-            ops.push(Op::Push {
-                dt: rng.random_range(0..4096),
-                class: 1,
-            });
+            ops.push(Op::Push { dt: rng.random_range(0..4096), class: 1 });
         }
         ops.push(Op::Pop);
         for i in 0..12_000 {
@@ -153,10 +148,7 @@ fn queue_matches_reference_under_near_bursts() {
                 1 => rng.random_range(0..4),
                 _ => rng.random_range(0..4096 >> (round - 2)),
             };
-            ops.push(Op::Push {
-                dt,
-                class: rng.random_range(0..3),
-            });
+            ops.push(Op::Push { dt, class: rng.random_range(0..3) });
             if i % 7 == 0 {
                 ops.push(Op::Pop);
             }
@@ -187,10 +179,7 @@ fn queue_same_time_lower_class_during_handling_pops_next() {
     q.push(t(1_000), 1, "b1");
     q.push(t(1_000), 9, "b9");
     let rest: Vec<_> = std::iter::from_fn(|| q.pop().map(|s| (s.class, s.event))).collect();
-    assert_eq!(
-        rest,
-        [(1, "b1"), (6, "a6"), (8, "a8"), (9, "b9"), (0, "later")]
-    );
+    assert_eq!(rest, [(1, "b1"), (6, "a6"), (8, "a8"), (9, "b9"), (0, "later")]);
 }
 
 #[test]
@@ -266,9 +255,7 @@ fn rng_host_stream_does_not_depend_on_other_streams() {
     let alone = draws(&mut RngStreams::new(5).stream(host7), 50);
 
     let s = RngStreams::new(5);
-    let mut others: Vec<ChaCha8Rng> = (0..20)
-        .map(|i| s.stream(StreamKey::new(1, i, 0, 0)))
-        .collect();
+    let mut others: Vec<ChaCha8Rng> = (0..20).map(|i| s.stream(StreamKey::new(1, i, 0, 0))).collect();
     for (i, rng) in others.iter_mut().enumerate() {
         let _ = draws(rng, i * 3);
     }
@@ -293,12 +280,7 @@ fn rng_golden_values_seed_1() {
     assert_eq!(got, want, "got {got:#018x?}");
 }
 
-const GOLDEN_SEED1_HOST7: [u64; 4] = [
-    0x327fb0472e872237,
-    0x509f8846cf65f4c0,
-    0xdbb00605191579ae,
-    0xdcb0da48abbaf70f,
-];
+const GOLDEN_SEED1_HOST7: [u64; 4] = [0x327fb0472e872237, 0x509f8846cf65f4c0, 0xdbb00605191579ae, 0xdcb0da48abbaf70f];
 
 // ---------------------------------------------------------------------------------------------
 // Run loop
@@ -314,25 +296,14 @@ impl Handler<u32> for Ticker {
     fn handle(&mut self, now: SimTime, event: u32, queue: &mut EventQueue<u32>) -> Flow {
         self.seen.push(now.as_nanos());
         queue.push(now + SimDuration::from_nanos(self.step), 0, event + 1);
-        if self.stop_after == Some(self.seen.len()) {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
+        if self.stop_after == Some(self.seen.len()) { Flow::Stop } else { Flow::Continue }
     }
 }
 
 fn ticker(stop_after: Option<usize>) -> (EventQueue<u32>, Ticker) {
     let mut q = EventQueue::new();
     q.push(SimTime::ZERO, 0, 0);
-    (
-        q,
-        Ticker {
-            step: 10,
-            seen: Vec::new(),
-            stop_after,
-        },
-    )
+    (q, Ticker { step: 10, seen: Vec::new(), stop_after })
 }
 
 #[test]
@@ -396,14 +367,8 @@ fn run_max_events_and_handler_stop() {
     let mut q = EventQueue::new();
     q.push(t(1), 0, 0u32);
     q.push(t(5), 0, 0u32);
-    let stop = Stop {
-        until: Some(t(5)),
-        max_events: Some(1),
-    };
-    assert_eq!(
-        run(&mut q, &mut Once, &stop, &mut |_| {}).stopped_by,
-        StopReason::Until
-    );
+    let stop = Stop { until: Some(t(5)), max_events: Some(1) };
+    assert_eq!(run(&mut q, &mut Once, &stop, &mut |_| {}).stopped_by, StopReason::Until);
 }
 
 #[test]
@@ -411,9 +376,7 @@ fn run_calls_progress_hook_rarely_and_at_the_end() {
     let (mut q, mut h) = ticker(None);
     let mut calls: Vec<Progress> = Vec::new();
     let n = 3 * domiso::engine::sim::PROGRESS_EVERY + 5;
-    let stats = run(&mut q, &mut h, &Stop::max_events(n), &mut |p| {
-        calls.push(*p)
-    });
+    let stats = run(&mut q, &mut h, &Stop::max_events(n), &mut |p| calls.push(*p));
     assert_eq!(stats.events, n);
     assert_eq!(calls.len(), 4);
     assert_eq!(calls[0].events, domiso::engine::sim::PROGRESS_EVERY);
@@ -507,24 +470,15 @@ fn mm1_mean_number_in_system_matches_theory() {
     let mean_in_system = model.area as f64 / total;
     let utilisation = model.busy as f64 / total;
     let expected = rho / (1.0 - rho);
-    assert!(
-        (mean_in_system - expected).abs() < 0.04 * expected,
-        "L = {mean_in_system}, expected {expected}"
-    );
-    assert!(
-        (utilisation - rho).abs() < 0.01,
-        "utilisation {utilisation}, expected {rho}"
-    );
+    assert!((mean_in_system - expected).abs() < 0.04 * expected, "L = {mean_in_system}, expected {expected}");
+    assert!((utilisation - rho).abs() < 0.01, "utilisation {utilisation}, expected {rho}");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Hold benchmark (ignored; prints the report)
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 /// `cargo test --release --test integration hold_report -- --ignored --nocapture`;
@@ -534,10 +488,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn hold_report() {
     let pending = env_or("HOLD_PENDING", 1_000_000usize);
     let events = env_or("HOLD_EVENTS", 5_000_000u64);
-    let r = match std::env::var("HOLD_MEAN_NS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    let r = match std::env::var("HOLD_MEAN_NS").ok().and_then(|s| s.parse().ok()) {
         Some(mean_ns) => hold_benchmark_with(pending, events, 1, Increments::Exp { mean_ns }),
         None => hold_benchmark(pending, events, 1),
     };
@@ -549,9 +500,7 @@ fn hold_report() {
 #[ignore = "profiling helper"]
 fn hold_domiso_only() {
     use domiso::bench::{HoldPayload, HoldRun, hold_increments};
-    let mean: Option<u64> = std::env::var("HOLD_MEAN_NS")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let mean: Option<u64> = std::env::var("HOLD_MEAN_NS").ok().and_then(|s| s.parse().ok());
     let dist = mean.map_or(Increments::DEFAULT, |mean_ns| Increments::Exp { mean_ns });
     let pending = env_or("HOLD_PENDING", 1_000_000usize);
     let events = env_or("HOLD_EVENTS", 20_000_000u64);
@@ -560,8 +509,5 @@ fn hold_domiso_only() {
     run.steps(pending as u64);
     let start = std::time::Instant::now();
     run.steps(events);
-    println!(
-        "domiso {:.2} M/s",
-        events as f64 / 1e6 / start.elapsed().as_secs_f64()
-    );
+    println!("domiso {:.2} M/s", events as f64 / 1e6 / start.elapsed().as_secs_f64());
 }

@@ -3,6 +3,7 @@
 mod campus;
 mod common;
 mod engine;
+mod ipsec;
 mod run;
 mod scenario;
 mod units;

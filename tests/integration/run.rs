@@ -18,10 +18,7 @@ fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|e| {
             let p = e.unwrap().path();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
         })
         .collect()
 }
@@ -43,18 +40,10 @@ fn without_measurements(bytes: &[u8]) -> serde_json::Value {
 /// Asserts two run directories are byte-identical but for the measurement keys.
 pub fn assert_same_run(a: &Path, b: &Path) {
     let (fa, fb) = (read_dir(a), read_dir(b));
-    assert_eq!(
-        fa.keys().collect::<Vec<_>>(),
-        fb.keys().collect::<Vec<_>>(),
-        "same files"
-    );
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>(), "same files");
     for (name, bytes) in &fa {
         if name == "manifest.json" || name == "summary.json" {
-            assert_eq!(
-                without_measurements(bytes),
-                without_measurements(&fb[name]),
-                "{name} differs"
-            );
+            assert_eq!(without_measurements(bytes), without_measurements(&fb[name]), "{name} differs");
         } else {
             assert!(bytes == &fb[name], "{name} differs between the two runs");
         }
@@ -66,29 +55,15 @@ fn run_writes_the_contracted_files_and_is_deterministic() {
     let dir = scratch("run-determinism");
     let (a, b) = (dir.join("a"), dir.join("b"));
     for out in [&a, &b] {
-        let o = domiso(&[
-            "run",
-            "scenarios/reduced-campus.toml",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let o = domiso(&["run", "scenarios/reduced-campus.toml", "--out", out.to_str().unwrap(), "--quiet"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(o.stdout.is_empty(), "--quiet prints nothing");
     }
     assert_same_run(&a, &b);
-    for f in [
-        "manifest.json",
-        "summary.json",
-        "timeline.csv",
-        "wan_links.csv",
-        "traffic_by_app.csv",
-        "campus.json",
-    ] {
+    for f in ["manifest.json", "summary.json", "timeline.csv", "wan_links.csv", "traffic_by_app.csv", "campus.json"] {
         assert!(a.join(f).exists(), "{f} written");
     }
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
     for key in [
         "hosts_total",
         "clients_total",
@@ -113,40 +88,23 @@ fn run_writes_the_contracted_files_and_is_deterministic() {
     }
     assert_eq!(summary["clients_total"], 26_000);
     assert!(summary["events_processed"].as_u64().unwrap() > 1_000_000);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
     for f in ["timeline.csv", "summary.json", "wan_links.csv"] {
         let digest = domiso::output::writer::sha256_hex(&std::fs::read(a.join(f)).unwrap());
         assert_eq!(manifest["files"][f], digest, "manifest digest of {f}");
     }
     // A different seed gives a different day.
     let c = dir.join("c");
-    let o = domiso(&[
-        "run",
-        "scenarios/reduced-campus.toml",
-        "--out",
-        c.to_str().unwrap(),
-        "--quiet",
-        "--seed",
-        "2",
-    ]);
+    let o = domiso(&["run", "scenarios/reduced-campus.toml", "--out", c.to_str().unwrap(), "--quiet", "--seed", "2"]);
     assert!(o.status.success());
-    assert_ne!(
-        std::fs::read(a.join("timeline.csv")).unwrap(),
-        std::fs::read(c.join("timeline.csv")).unwrap()
-    );
+    assert_ne!(std::fs::read(a.join("timeline.csv")).unwrap(), std::fs::read(c.join("timeline.csv")).unwrap());
 }
 
 #[test]
 fn session_counts_match_the_rates_the_model_was_given() {
     let (sc, campus) = reduced();
     let dir = scratch("run-rates");
-    let req = RunRequest {
-        scenario: sc,
-        seed: 1,
-        days: 1,
-        out: dir.join("out"),
-    };
+    let req = RunRequest { scenario: sc, seed: 1, days: 1, out: dir.join("out"), granularity: run::Granularity::Sa };
     run::execute(&req, &mut |_| {}).unwrap();
     let traffic = TrafficModel::new(sc);
     let factor = traffic.day_factor(0);
@@ -157,13 +115,8 @@ fn session_counts_match_the_rates_the_model_was_given() {
         let app = &sc.traffic.apps[i];
         assert_eq!(&rec[1], app.name.as_str());
         let got: f64 = rec[2].parse().unwrap();
-        let expected: f64 = campus
-            .hosts
-            .iter()
-            .filter(|h| app.from.contains(&h.kind))
-            .count() as f64
-            * app.sessions_per_day
-            * factor;
+        let expected: f64 =
+            campus.hosts.iter().filter(|h| app.from.contains(&h.kind)).count() as f64 * app.sessions_per_day * factor;
         // Poisson: five standard deviations.
         assert!(
             (got - expected).abs() <= 5.0 * expected.sqrt() + 1.0,
@@ -173,15 +126,9 @@ fn session_counts_match_the_rates_the_model_was_given() {
         // Mean bytes per session: median x exp(sigma^2/2), loose for heavy tails.
         if app.size_sigma <= 1.0 && got > 10_000.0 {
             let bytes: f64 = rec[3].parse().unwrap();
-            let mean = (app.bytes_up_median + app.bytes_down_median) as f64
-                * (app.size_sigma.powi(2) / 2.0).exp();
+            let mean = (app.bytes_up_median + app.bytes_down_median) as f64 * (app.size_sigma.powi(2) / 2.0).exp();
             let ratio = bytes / got / mean;
-            assert!(
-                (0.95..1.05).contains(&ratio),
-                "{}: mean session {:.0} B vs {mean:.0}",
-                app.name,
-                bytes / got
-            );
+            assert!((0.95..1.05).contains(&ratio), "{}: mean session {:.0} B vs {mean:.0}", app.name, bytes / got);
         }
     }
 }
@@ -197,54 +144,33 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
     let traffic = TrafficModel::new(sc);
     let t = &c.topology;
     // The thinnest branch WAN link, and a building there.
-    let wan = t
-        .links
-        .iter()
-        .filter(|l| l.kind == LinkKind::Wan)
-        .min_by_key(|l| l.capacity_bps)
-        .unwrap();
+    let wan = t.links.iter().filter(|l| l.kind == LinkKind::Wan).min_by_key(|l| l.capacity_bps).unwrap();
     let branch_building = c.buildings.iter().position(|b| b.site == wan.site).unwrap();
-    let hq_building = c
-        .buildings
-        .iter()
-        .position(|b| b.site.index() == 0)
-        .unwrap();
+    let hq_building = c.buildings.iter().position(|b| b.site.index() == 0).unwrap();
     let route = t.route(
         BuildingId::from_index(branch_building),
         wan.site,
         BuildingId::from_index(hq_building),
         c.buildings[hq_building].site,
     );
-    let tcp_app = sc
-        .traffic
-        .apps
-        .iter()
-        .position(|a| a.protocol == domiso::model::kinds::Protocol::Tcp)
-        .unwrap();
+    let tcp_app = sc.traffic.apps.iter().position(|a| a.protocol == domiso::model::kinds::Protocol::Tcp).unwrap();
     let session = |bytes: u64| Session {
         app: AppId::from_index(tcp_app),
         peer: Endpoint::Host(HostId(0)),
         bytes_up: bytes,
         bytes_down: 1000,
         duration: SimDuration::from_millis(10),
+        u_ike: 0.5,
+        u_node: 0.5,
     };
     let window_bps = sc.traffic.tcp_window_bytes as f64 * 8.0 / route.rtt().as_secs_f64();
     let rate = window_bps.min(wan.capacity_bps as f64);
     let d = traffic.network_duration(&session(100_000_000), &route, t);
     let want = 100_000_000.0 * 8.0 / rate;
-    assert!(
-        (d.as_secs_f64() - want).abs() < 1e-3 * want,
-        "100 MB over the WAN: {d} vs {want:.1} s"
-    );
-    assert!(
-        d.as_secs_f64() >= 100e6 * 8.0 / wan.capacity_bps as f64,
-        "never faster than the bottleneck"
-    );
+    assert!((d.as_secs_f64() - want).abs() < 1e-3 * want, "100 MB over the WAN: {d} vs {want:.1} s");
+    assert!(d.as_secs_f64() >= 100e6 * 8.0 / wan.capacity_bps as f64, "never faster than the bottleneck");
     // Small transfers keep their drawn duration.
-    assert_eq!(
-        traffic.network_duration(&session(100), &route, t),
-        SimDuration::from_millis(10)
-    );
+    assert_eq!(traffic.network_duration(&session(100), &route, t), SimDuration::from_millis(10));
     // Within one building there is no network limit at all.
     let same = t.route(
         BuildingId::from_index(hq_building),
@@ -252,8 +178,5 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
         BuildingId::from_index(hq_building),
         c.buildings[hq_building].site,
     );
-    assert_eq!(
-        traffic.network_duration(&session(100_000_000), &same, t),
-        SimDuration::from_millis(10)
-    );
+    assert_eq!(traffic.network_duration(&session(100_000_000), &same, t), SimDuration::from_millis(10));
 }

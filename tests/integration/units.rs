@@ -5,8 +5,7 @@
 use domiso::engine::SimDuration;
 use domiso::scenario::diag::{Diagnostic, KeyPath, SourceMap, from_toml};
 use domiso::scenario::units::{
-    Bitrate, ByteSize, Duration, UnitError, UnitErrorKind, parse_bitrate, parse_byte_size,
-    parse_duration,
+    Bitrate, ByteSize, Duration, UnitError, UnitErrorKind, parse_bitrate, parse_byte_size, parse_duration,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -64,11 +63,7 @@ fn duration_every_unit_and_spelling() {
         ("1.5d", 36 * 3600 * NS_S),
     ];
     for &(s, ns) in cases {
-        assert_eq!(
-            parse_duration(s).map(SimDuration::as_nanos),
-            Ok(ns),
-            "parsing {s:?}"
-        );
+        assert_eq!(parse_duration(s).map(SimDuration::as_nanos), Ok(ns), "parsing {s:?}");
         assert_eq!(s.parse::<Duration>().map(|d| d.0.as_nanos()), Ok(ns));
     }
 }
@@ -142,10 +137,7 @@ fn unit_errors_name_the_problem() {
         msg(parse_duration("inf h")),
         r#"expected a duration like "500 ms", found "inf h": not a finite number"#
     );
-    assert_eq!(
-        msg(parse_duration("")),
-        r#"expected a duration like "500 ms", found "": the string is empty"#
-    );
+    assert_eq!(msg(parse_duration("")), r#"expected a duration like "500 ms", found "": the string is empty"#);
     assert_eq!(
         msg(parse_duration("ms")),
         r#"expected a duration like "500 ms", found "ms": it does not start with a number"#
@@ -166,14 +158,9 @@ fn unit_errors_name_the_problem() {
         msg(parse_duration("1 h 30 min")),
         r#"expected a duration like "500 ms", found "1 h 30 min": unknown unit "h 30 min" (use ns, us, ms, s, min, h, d)"#
     );
-    for malformed in [
-        "1..5 s", "1.5.2 s", ".5 s", "5. s", "_5 s", "5_ s", "1__0 s",
-    ] {
+    for malformed in ["1..5 s", "1.5.2 s", ".5 s", "5. s", "_5 s", "5_ s", "1__0 s"] {
         assert!(
-            matches!(
-                parse_duration(malformed).unwrap_err().reason,
-                UnitErrorKind::Malformed { .. }
-            ),
+            matches!(parse_duration(malformed).unwrap_err().reason, UnitErrorKind::Malformed { .. }),
             "{malformed:?}"
         );
     }
@@ -191,10 +178,7 @@ fn unit_errors_name_the_problem() {
     );
     assert_eq!(
         parse_bitrate("1 Gbps per link").unwrap_err().reason,
-        UnitErrorKind::UnknownUnit {
-            unit: "Gbps per link".into(),
-            suggestion: None
-        }
+        UnitErrorKind::UnknownUnit { unit: "Gbps per link".into(), suggestion: None }
     );
 }
 
@@ -223,21 +207,10 @@ struct Units {
 
 #[test]
 fn serde_uses_unit_strings_both_ways() {
-    let u: Units = toml::from_str("idle = \"5 min\"\nmtu = \"1500 B\"\nlink = \"1.544 Mbps\"\n")
-        .expect("valid units");
-    assert_eq!(
-        u,
-        Units {
-            idle: Duration(SimDuration::from_mins(5)),
-            mtu: ByteSize(1500),
-            link: Bitrate(1_544_000),
-        }
-    );
+    let u: Units = toml::from_str("idle = \"5 min\"\nmtu = \"1500 B\"\nlink = \"1.544 Mbps\"\n").expect("valid units");
+    assert_eq!(u, Units { idle: Duration(SimDuration::from_mins(5)), mtu: ByteSize(1500), link: Bitrate(1_544_000) });
     let text = toml::to_string(&u).expect("serializes");
-    assert_eq!(
-        text,
-        "idle = \"5 min\"\nmtu = \"1500 B\"\nlink = \"1544 kbps\"\n"
-    );
+    assert_eq!(text, "idle = \"5 min\"\nmtu = \"1500 B\"\nlink = \"1544 kbps\"\n");
     assert_eq!(toml::from_str::<Units>(&text).expect("round trip"), u);
 }
 
@@ -375,9 +348,7 @@ fn edit(line: usize, with: &str) -> String {
 }
 
 fn err(text: &str) -> String {
-    from_toml::<Doc>("s.toml", text)
-        .expect_err("document should be rejected")
-        .to_string()
+    from_toml::<Doc>("s.toml", text).expect_err("document should be rejected").to_string()
 }
 
 #[test]
@@ -391,18 +362,9 @@ fn valid_document_parses() {
 #[test]
 fn syntax_error_has_position_and_no_path() {
     // toml reads `3 4` as one unquoted value starting at column 9.
-    assert_eq!(
-        err(&edit(2, "count = 3 4")),
-        "s.toml:2:9: string values must be quoted, expected literal string"
-    );
-    assert_eq!(
-        err(&edit(6, "[campus")),
-        "s.toml:6:8: unclosed table, expected `]`"
-    );
-    assert_eq!(
-        err(&edit(10, "rate = \"1 Gbps")),
-        "s.toml:10:15: invalid basic string, expected `\"`"
-    );
+    assert_eq!(err(&edit(2, "count = 3 4")), "s.toml:2:9: string values must be quoted, expected literal string");
+    assert_eq!(err(&edit(6, "[campus")), "s.toml:6:8: unclosed table, expected `]`");
+    assert_eq!(err(&edit(10, "rate = \"1 Gbps")), "s.toml:10:15: invalid basic string, expected `\"`");
 }
 
 #[test]
@@ -435,10 +397,7 @@ fn wrong_type() {
         err(&edit(2, "count = \"3\"")),
         "s.toml:2:9: count: invalid type: string \"3\", expected an integer from 0 to 4294967295"
     );
-    assert_eq!(
-        err(&edit(14, "name = 1")),
-        "s.toml:14:8: item[0].name: invalid type: integer `1`, expected a string"
-    );
+    assert_eq!(err(&edit(14, "name = 1")), "s.toml:14:8: item[0].name: invalid type: integer `1`, expected a string");
 }
 
 #[test]
@@ -484,10 +443,7 @@ fn count_too_large_for_u32() {
         "s.toml:2:9: count: invalid value: integer `4294967296`, expected an integer from 0 to 4294967295"
     );
     // Beyond any Rust integer: still a positioned diagnostic.
-    let e = err(&edit(
-        7,
-        "clients = 999999999999999999999999999999999999999999",
-    ));
+    let e = err(&edit(7, "clients = 999999999999999999999999999999999999999999"));
     assert!(e.starts_with("s.toml:7:11: campus.clients: "), "{e}");
 }
 
@@ -501,10 +457,7 @@ fn plain_array_element() {
 
 #[test]
 fn missing_field_points_at_its_table() {
-    assert_eq!(
-        err(&edit(7, "")),
-        "s.toml:6:1: campus: missing field `clients`"
-    );
+    assert_eq!(err(&edit(7, "")), "s.toml:6:1: campus: missing field `clients`");
     assert_eq!(err(&edit(1, "")), "s.toml:1:1: missing field `name`");
 }
 
@@ -517,39 +470,25 @@ fn dotted_keys_and_inline_tables() {
         err(text),
         r#"s.toml:5:24: campus.link.rate: expected a bitrate like "1 Gbps", found "1 Gbit": unknown unit "Gbit" (use bps, kbps, Mbps, Gbps, Tbps)"#
     );
-    let text =
-        "name = \"a\"\ncount = 1\ntimeout = \"1 s\"\ncampus.clients = 5\ncampus.cliets = 6\n";
-    assert_eq!(
-        err(text),
-        "s.toml:5:8: campus.cliets: unknown field `cliets`, expected `clients` or `link`"
-    );
+    let text = "name = \"a\"\ncount = 1\ntimeout = \"1 s\"\ncampus.clients = 5\ncampus.cliets = 6\n";
+    assert_eq!(err(text), "s.toml:5:8: campus.cliets: unknown field `cliets`, expected `clients` or `link`");
     let text = "name = \"a\"\ncount = 1\ntimeout = \"1 s\"\ncampus = { clients = 5 }\n\
                 item = [{ name = \"x\" }, { name = \"y\", idle = 3 }]\n";
     let e = err(text);
-    assert!(
-        e.starts_with("s.toml:5:46: item[1].idle: expected a duration"),
-        "{e}"
-    );
+    assert!(e.starts_with("s.toml:5:46: item[1].idle: expected a duration"), "{e}");
 }
 
 #[test]
 fn quoted_keys_are_quoted_in_the_path() {
-    let text =
-        "name = \"a\"\ncount = 1\ntimeout = \"1 s\"\ncampus = { clients = 5, \"odd key\" = 1 }\n";
+    let text = "name = \"a\"\ncount = 1\ntimeout = \"1 s\"\ncampus = { clients = 5, \"odd key\" = 1 }\n";
     let e = err(text);
-    assert!(
-        e.starts_with("s.toml:4:25: campus.\"odd key\": unknown field"),
-        "{e}"
-    );
+    assert!(e.starts_with("s.toml:4:25: campus.\"odd key\": unknown field"), "{e}");
 }
 
 #[test]
 fn columns_count_characters_not_bytes() {
     let text = edit(1, "name = \"été\" # ü").replace("count = 3", "count = \"ü\"");
-    assert_eq!(
-        err(&text),
-        "s.toml:2:9: count: invalid type: string \"ü\", expected an integer from 0 to 4294967295"
-    );
+    assert_eq!(err(&text), "s.toml:2:9: count: invalid type: string \"ü\", expected an integer from 0 to 4294967295");
     let text = edit(1, "name = \"été\"; count = 3");
     assert!(err(&text).starts_with("s.toml:1:13: "), "{}", err(&text));
 }
@@ -573,16 +512,10 @@ fn source_map_locates_nested_and_array_of_tables_values() {
     assert_eq!(map.locate(&root.key("count")), (2, 9));
     assert_eq!(map.locate(&root.key("ports").index(1)), (4, 15));
     assert_eq!(map.locate(&root.key("campus")), (6, 1));
-    assert_eq!(
-        map.locate(&root.key("campus").key("link").key("mtu")),
-        (11, 7)
-    );
+    assert_eq!(map.locate(&root.key("campus").key("link").key("mtu")), (11, 7));
     assert_eq!(map.locate(&root.key("item").index(1)), (16, 1));
     assert_eq!(map.locate(&root.key("item").index(1).key("name")), (17, 8));
-    assert_eq!(
-        map.locate_key(&root.key("item").index(1).key("name")),
-        (17, 1)
-    );
+    assert_eq!(map.locate_key(&root.key("item").index(1).key("name")), (17, 1));
     // Absent: nearest existing ancestor.
     assert_eq!(map.locate(&root.key("item").index(0).key("idle")), (13, 1));
     assert_eq!(map.locate(&root.key("item").index(7).key("name")), (13, 1));
@@ -590,14 +523,8 @@ fn source_map_locates_nested_and_array_of_tables_values() {
     assert!(map.contains(&root.key("item").index(1).key("idle")));
     assert!(!map.contains(&root.key("item").index(0).key("idle")));
 
-    let d: Diagnostic = map.error(
-        &root.key("item").index(1).key("name"),
-        "duplicate item name",
-    );
-    assert_eq!(
-        d.to_string(),
-        "s.toml:17:8: item[1].name: duplicate item name"
-    );
+    let d: Diagnostic = map.error(&root.key("item").index(1).key("name"), "duplicate item name");
+    assert_eq!(d.to_string(), "s.toml:17:8: item[1].name: duplicate item name");
 }
 
 #[test]
@@ -605,14 +532,8 @@ fn source_map_dotted_and_inline() {
     let text = "campus.link.rate = \"1 Gbps\"\nsite = [{ name = \"a\" }, { name = \"b\" }]\n";
     let map = SourceMap::new("s.toml", text);
     let root = KeyPath::root();
-    assert_eq!(
-        map.locate(&root.key("campus").key("link").key("rate")),
-        (1, 20)
-    );
-    assert_eq!(
-        map.locate_key(&root.key("campus").key("link").key("rate")),
-        (1, 13)
-    );
+    assert_eq!(map.locate(&root.key("campus").key("link").key("rate")), (1, 20));
+    assert_eq!(map.locate_key(&root.key("campus").key("link").key("rate")), (1, 13));
     assert_eq!(map.locate(&root.key("site").index(1).key("name")), (2, 34));
     assert_eq!(map.locate(&root.key("site").index(1)), (2, 25));
 }
@@ -670,11 +591,7 @@ fn huge_numbers_do_not_panic() {
 fn mutate(text: &str, ops: &[(usize, u8, char)]) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     for &(pos, op, c) in ops {
-        let at = if chars.is_empty() {
-            0
-        } else {
-            pos % chars.len()
-        };
+        let at = if chars.is_empty() { 0 } else { pos % chars.len() };
         match op % 3 {
             0 if !chars.is_empty() => {
                 chars.remove(at);
@@ -690,8 +607,8 @@ fn mutate(text: &str, ops: &[(usize, u8, char)]) -> String {
 fn toml_char() -> impl Strategy<Value = char> {
     prop_oneof![
         prop::sample::select(vec![
-            '[', ']', '{', '}', '=', '"', '\'', '.', ',', '#', '\n', ' ', '-', '+', '_', '0', '9',
-            'e', 'x', '\\', ':', 'T', 'é', '\u{feff}', '\r', '\t',
+            '[', ']', '{', '}', '=', '"', '\'', '.', ',', '#', '\n', ' ', '-', '+', '_', '0', '9', 'e', 'x', '\\', ':',
+            'T', 'é', '\u{feff}', '\r', '\t',
         ]),
         any::<char>(),
     ]
@@ -758,9 +675,7 @@ enum Gate {
 }
 
 fn rollout_err(text: &str) -> String {
-    from_toml::<Rollout>("r.toml", text)
-        .expect_err("document should be rejected")
-        .to_string()
+    from_toml::<Rollout>("r.toml", text).expect_err("document should be rejected").to_string()
 }
 
 #[test]

@@ -1,0 +1,794 @@
+//! IPsec policy: filter lists, filter actions, policies of rules, GPOs linked to domains
+//! with security-group filtering, local policies; which policy each host holds; which rule
+//! a packet matches; and what happens when two hosts' policies meet.
+//!
+//! Contract:
+//! - One active IPsec policy per host [WP]. A managed host takes the first GPO, in the
+//!   scenario's order (= precedence), that is linked to its domain, whose Apply list holds
+//!   the host ("Domain Computers" or one of its groups) and whose Deny list does not.
+//!   Unmanaged hosts take no GPO; some take a local policy (VPN clients with certificates).
+//!   Hosts whose OS has no Windows IPsec never hold a policy.
+//! - Filter weighting: the most specific filter wins [WP "IPsec Design"]. Specificity is the
+//!   sum of both addresses' mask bits (any = 0, a host address or dynamic server set = 32),
+//!   then a named protocol, then a port; ties go to the earlier rule. Filters are mirrored
+//!   unless written with `->`.
+//! - [`decide`] is pure: from both sides' matched actions, OS and credentials it returns the
+//!   connection outcome the white paper and DOMAIN.md section 2-3 describe. It never draws
+//!   random numbers and never looks at existing SAs (that is `sa.rs`).
+
+use std::fmt;
+
+use ipnet::Ipv4Net;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::campus::{Campus, SubnetPurpose};
+use super::ids::{DomainId, GroupId, HostId};
+use super::kinds::{ClientCategory, HostKind, Os, Role};
+use crate::engine::SimDuration;
+
+/// Negotiation mode of a Negotiate Security filter action [DOMAIN 2].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// Ask for IPsec, fall back to clear; accept IPsec or clear inbound.
+    Request,
+    /// Ask for IPsec, fall back to clear (soft SA); inbound only IPsec.
+    SecureRequest,
+    /// IPsec only, both ways.
+    Require,
+    /// IPsec with encryption only, both ways.
+    RequireEncryption,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Request, Mode::SecureRequest, Mode::Require, Mode::RequireEncryption];
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Request => "request",
+            Mode::SecureRequest => "secure-request",
+            Mode::Require => "require",
+            Mode::RequireEncryption => "require-encryption",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+    /// Falls back to clear when negotiation fails (outbound).
+    pub fn falls_back(self) -> bool {
+        matches!(self, Mode::Request | Mode::SecureRequest)
+    }
+    /// Accepts clear inbound, given the responder's OS (Windows 2000/XP run Secure Request
+    /// as Request [WP Table 1]).
+    pub fn accepts_clear(self, os: Os) -> bool {
+        match self {
+            Mode::Request => true,
+            Mode::SecureRequest => os.secure_request_acts_as_request(),
+            Mode::Require | Mode::RequireEncryption => false,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A filter action [WP "IPsec Policy Settings"].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    Permit,
+    Block,
+    Negotiate(Mode),
+}
+
+impl ActionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Permit => "permit",
+            ActionKind::Block => "block",
+            ActionKind::Negotiate(m) => m.name(),
+        }
+    }
+}
+
+/// IKE authentication methods [WP "Default Authentication Method"].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthMethod {
+    /// Needs both hosts in the forest and a domain controller reachable in clear.
+    Kerberos,
+    /// A machine certificate from the enterprise root.
+    Certificate,
+    /// A pre-shared key, by name (discouraged by the paper).
+    Psk(String),
+}
+
+impl AuthMethod {
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        match s {
+            "kerberos" => Some(AuthMethod::Kerberos),
+            "certificate" => Some(AuthMethod::Certificate),
+            _ => s.strip_prefix("psk:").filter(|k| !k.is_empty()).map(|k| AuthMethod::Psk(k.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMethod::Kerberos => f.write_str("kerberos"),
+            AuthMethod::Certificate => f.write_str("certificate"),
+            AuthMethod::Psk(k) => write!(f, "psk:{k}"),
+        }
+    }
+}
+
+/// One end of a filter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AddrSpec {
+    Any,
+    /// "My IP address": the host evaluating the filter.
+    Me,
+    Prefix(Ipv4Net),
+    /// Dynamic set: every server of a role (like Windows' "DNS servers <dynamic>").
+    Role(Role),
+    /// Every member of a security group (by index into the scenario's groups).
+    Group(GroupId, String),
+    /// Every subnet of a purpose (e.g. the VPN address pools).
+    Purpose(SubnetPurpose),
+}
+
+impl fmt::Display for AddrSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrSpec::Any => f.write_str("any"),
+            AddrSpec::Me => f.write_str("me"),
+            AddrSpec::Prefix(p) => write!(f, "{p}"),
+            AddrSpec::Role(r) => write!(f, "role:{r}"),
+            AddrSpec::Group(_, name) => write!(f, "group:{name}"),
+            AddrSpec::Purpose(p) => write!(f, "subnets:{}", p.name()),
+        }
+    }
+}
+
+/// A filter: source, destination, mirrored or not, optional protocol and port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FilterSpec {
+    pub src: AddrSpec,
+    pub dst: AddrSpec,
+    pub mirrored: bool,
+    /// IP protocol number; `None` = any.
+    pub protocol: Option<u8>,
+    /// Destination port; `None` = any.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for FilterSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.src, if self.mirrored { "<->" } else { "->" }, self.dst)?;
+        match self.protocol {
+            None => {}
+            Some(1) => f.write_str(" icmp")?,
+            Some(6) => f.write_str(" tcp")?,
+            Some(17) => f.write_str(" udp")?,
+            Some(p) => write!(f, " proto:{p}")?,
+        }
+        if let Some(p) = self.port {
+            write!(f, " {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FilterSpec {
+    /// Parses `"<src> <-> <dst> [tcp|udp|icmp|any|proto:N] [port]"` (`->` for one way).
+    /// Addresses: `any`, `me`, `a.b.c.d`, `a.b.c.d/n`, `role:<role>`, `group:<name>`,
+    /// `subnets:<purpose>`. `group` names resolve through `groups`.
+    pub fn parse(s: &str, groups: &[String]) -> Result<FilterSpec, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        if words.len() < 3 || words.len() > 5 {
+            return Err(format!("expected \"<src> <-> <dst> [protocol] [port]\", found {s:?}"));
+        }
+        let mirrored = match words[1] {
+            "<->" => true,
+            "->" => false,
+            other => return Err(format!("expected `<->` (mirrored) or `->` between the addresses, found {other:?}")),
+        };
+        let addr = |w: &str| -> Result<AddrSpec, String> {
+            match w {
+                "any" => return Ok(AddrSpec::Any),
+                "me" => return Ok(AddrSpec::Me),
+                _ => {}
+            }
+            if let Some(r) = w.strip_prefix("role:") {
+                return Role::from_name(r)
+                    .map(AddrSpec::Role)
+                    .ok_or_else(|| format!("unknown role {r:?}: expected one of {}", Role::expected()));
+            }
+            if let Some(g) = w.strip_prefix("group:") {
+                return groups
+                    .iter()
+                    .position(|n| n == g)
+                    .map(|i| AddrSpec::Group(GroupId::from_index(i), g.to_string()))
+                    .ok_or_else(|| format!("unknown group {g:?}"));
+            }
+            if let Some(p) = w.strip_prefix("subnets:") {
+                return match p {
+                    "client" => Ok(AddrSpec::Purpose(SubnetPurpose::Client)),
+                    "server" => Ok(AddrSpec::Purpose(SubnetPurpose::Server)),
+                    "cluster" => Ok(AddrSpec::Purpose(SubnetPurpose::Cluster)),
+                    "vpn-pool" => Ok(AddrSpec::Purpose(SubnetPurpose::VpnPool)),
+                    _ => Err(format!("unknown subnet purpose {p:?}: expected client, server, cluster, vpn-pool")),
+                };
+            }
+            if let Ok(net) = w.parse::<Ipv4Net>() {
+                return Ok(AddrSpec::Prefix(net.trunc()));
+            }
+            if let Ok(ip) = w.parse::<std::net::Ipv4Addr>() {
+                return Ok(AddrSpec::Prefix(Ipv4Net::new(ip, 32).expect("a /32 is valid")));
+            }
+            Err(format!(
+                "expected an address (any, me, a.b.c.d[/n], role:<role>, group:<name>, subnets:<purpose>), found {w:?}"
+            ))
+        };
+        let src = addr(words[0])?;
+        let dst = addr(words[2])?;
+        let mut protocol = None;
+        let mut port = None;
+        if let Some(p) = words.get(3) {
+            protocol = match *p {
+                "any" => None,
+                "tcp" => Some(6),
+                "udp" => Some(17),
+                "icmp" => Some(1),
+                other => match other.strip_prefix("proto:").and_then(|n| n.parse::<u8>().ok()) {
+                    Some(n) => Some(n),
+                    None => return Err(format!("expected a protocol (any, tcp, udp, icmp, proto:N), found {other:?}")),
+                },
+            };
+        }
+        if let Some(p) = words.get(4) {
+            if !matches!(protocol, Some(6 | 17)) {
+                return Err("a port needs the protocol tcp or udp".into());
+            }
+            port = Some(p.parse::<u16>().map_err(|_| format!("expected a port number, found {p:?}"))?);
+        }
+        Ok(FilterSpec { src, dst, mirrored, protocol, port })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FilterList {
+    pub name: String,
+    pub filters: Vec<FilterSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FilterAction {
+    pub name: String,
+    pub kind: ActionKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub filter_list: usize,
+    pub action: usize,
+    pub auth: Vec<AuthMethod>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IpsecPolicy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// Who a GPO's Apply or Deny entry names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// Every domain-joined computer.
+    DomainComputers,
+    Group(GroupId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Gpo {
+    pub name: String,
+    pub policy: usize,
+    /// Domains it is linked to; `None` = all.
+    pub domains: Option<Vec<DomainId>>,
+    pub apply: Vec<Principal>,
+    pub deny: Vec<Principal>,
+}
+
+/// A policy installed locally on unmanaged hosts of some categories (e.g. the VPN client
+/// package for partner PCs), with the credentials that come with it.
+#[derive(Clone, Debug)]
+pub struct LocalPolicy {
+    pub clients: Vec<ClientCategory>,
+    pub fraction: f64,
+    pub policy: usize,
+    pub credentials: Vec<AuthMethod>,
+}
+
+/// The whole IPsec configuration of a scenario (names resolved to indexes).
+#[derive(Clone, Debug, Default)]
+pub struct PolicySet {
+    pub filter_lists: Vec<FilterList>,
+    pub actions: Vec<FilterAction>,
+    pub policies: Vec<IpsecPolicy>,
+    pub gpos: Vec<Gpo>,
+    pub local_policies: Vec<LocalPolicy>,
+}
+
+impl PolicySet {
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// The strongest negotiate mode a policy uses (its "state" for reports), or `None` if
+    /// it only permits and blocks.
+    pub fn policy_mode(&self, policy: usize) -> Option<Mode> {
+        self.policies[policy]
+            .rules
+            .iter()
+            .filter_map(|r| match self.actions[r.action].kind {
+                ActionKind::Negotiate(m) => Some(m),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// The GPO that applies to a managed host, if any (first in precedence order).
+    pub fn gpo_for(&self, campus: &Campus, host: HostId) -> Option<usize> {
+        let h = campus.host(host);
+        let domain = h.domain?;
+        let holds = |p: &Principal| match p {
+            Principal::DomainComputers => true,
+            Principal::Group(g) => h.groups.contains(*g),
+        };
+        self.gpos.iter().position(|g| {
+            g.domains.as_ref().is_none_or(|ds| ds.contains(&domain))
+                && g.apply.iter().any(holds)
+                && !g.deny.iter().any(holds)
+        })
+    }
+}
+
+/// What each host holds: its policy and credentials. Derived from the campus and the
+/// policy set (and, for local policies, a per-host draw made by the caller).
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    /// Active policy per host.
+    pub policy: Vec<Option<u16>>,
+    /// Per host: has a machine certificate.
+    pub certificate: Vec<bool>,
+    /// Per host: names of the pre-shared keys it holds.
+    pub psk: Vec<Vec<String>>,
+}
+
+impl Assignment {
+    /// Resolves GPOs for managed hosts; `local_draw(host)` gives the host's uniform draw
+    /// for local-policy membership.
+    pub fn resolve(set: &PolicySet, campus: &Campus, local_draw: impl Fn(HostId) -> f64) -> Assignment {
+        let n = campus.hosts.len();
+        let mut a = Assignment { policy: vec![None; n], certificate: vec![false; n], psk: vec![Vec::new(); n] };
+        for i in 0..n {
+            let id = HostId::from_index(i);
+            let h = campus.host(id);
+            if !h.os.ipsec_capable() {
+                continue;
+            }
+            if h.is_managed() {
+                a.policy[i] = set.gpo_for(campus, id).map(|g| set.gpos[g].policy as u16);
+            } else if let HostKind::Client(cat) = h.kind {
+                let u = local_draw(id);
+                if let Some(lp) = set.local_policies.iter().find(|lp| lp.clients.contains(&cat)) {
+                    if u < lp.fraction {
+                        a.policy[i] = Some(lp.policy as u16);
+                        for c in &lp.credentials {
+                            match c {
+                                AuthMethod::Certificate => a.certificate[i] = true,
+                                AuthMethod::Psk(k) => a.psk[i].push(k.clone()),
+                                AuthMethod::Kerberos => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        a
+    }
+}
+
+/// A filter end resolved against the campus.
+#[derive(Clone, Debug)]
+enum AddrMatch {
+    Any,
+    Me,
+    Prefix {
+        net: u32,
+        mask: u32,
+    },
+    /// Host addresses (dynamic server sets, group members).
+    Hosts(FxHashSet<u32>),
+    Prefixes(Vec<(u32, u32)>),
+}
+
+impl AddrMatch {
+    fn contains(&self, addr: u32, me: u32) -> bool {
+        match self {
+            AddrMatch::Any => true,
+            AddrMatch::Me => addr == me,
+            AddrMatch::Prefix { net, mask } => addr & mask == *net,
+            AddrMatch::Hosts(set) => set.contains(&addr),
+            AddrMatch::Prefixes(v) => v.iter().any(|(net, mask)| addr & mask == *net),
+        }
+    }
+}
+
+fn mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+/// Mask bits of a filter end, for weighting.
+pub fn specificity(a: &AddrSpec) -> u32 {
+    match a {
+        AddrSpec::Any => 0,
+        AddrSpec::Me | AddrSpec::Role(_) | AddrSpec::Group(..) => 32,
+        AddrSpec::Prefix(p) => u32::from(p.prefix_len()),
+        AddrSpec::Purpose(_) => 24,
+    }
+}
+
+/// Filter weight: address specificity first, then protocol, then port.
+pub fn weight(f: &FilterSpec) -> u32 {
+    (specificity(&f.src) + specificity(&f.dst)) * 4
+        + if f.protocol.is_some() { 2 } else { 0 }
+        + u32::from(f.port.is_some())
+}
+
+#[derive(Clone, Debug)]
+struct CompiledFilter {
+    rule: u16,
+    src: AddrMatch,
+    dst: AddrMatch,
+    mirrored: bool,
+    protocol: Option<u8>,
+    port: Option<u16>,
+}
+
+impl CompiledFilter {
+    /// Whether the filter matches a packet from `s` to `d` evaluated on host `me`.
+    fn matches(&self, me: u32, s: u32, d: u32, protocol: u8, port: u16) -> bool {
+        if self.protocol.is_some_and(|p| p != protocol) || self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        (self.src.contains(s, me) && self.dst.contains(d, me))
+            || (self.mirrored && self.src.contains(d, me) && self.dst.contains(s, me))
+    }
+}
+
+/// A service: IP protocol and destination port.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Service {
+    pub protocol: u8,
+    pub port: u16,
+}
+
+/// An address as the engine sees it: the address and its class (see [`PolicyEngine`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: u32,
+    pub class: u64,
+}
+
+/// One connection seen from one end: `me` evaluates its policy for traffic with `peer`;
+/// `outbound` when `me` opened the connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub me: Peer,
+    pub peer: Peer,
+    pub outbound: bool,
+    pub service: Service,
+}
+
+/// A packet's addresses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub src: u32,
+    pub dst: u32,
+}
+
+/// Policies compiled for fast matching on one campus: filters sorted by weight, address
+/// sets resolved, and a cache of decisions per (policy, address classes, service).
+///
+/// Address classes: a host whose address no filter singles out (no host set names it, no
+/// prefix longer than its subnet's covers it) shares its subnet's class, so a decision
+/// computed for one such host holds for the whole subnet. Every other host, and every
+/// address that belongs to no host (a virtual IP, a foreign network), has a class of its
+/// own.
+pub struct PolicyEngine {
+    filters: Vec<Vec<CompiledFilter>>,
+    class: Vec<u64>,
+    addr: Vec<u32>,
+    cache: FxHashMap<(u16, Flow), Option<u16>>,
+}
+
+impl PolicyEngine {
+    pub fn new(set: &PolicySet, campus: &Campus) -> PolicyEngine {
+        let resolve = |a: &AddrSpec| -> AddrMatch {
+            match a {
+                AddrSpec::Any => AddrMatch::Any,
+                AddrSpec::Me => AddrMatch::Me,
+                AddrSpec::Prefix(p) => AddrMatch::Prefix { net: u32::from(p.network()), mask: mask(p.prefix_len()) },
+                AddrSpec::Role(r) => AddrMatch::Hosts(
+                    campus
+                        .hosts
+                        .iter()
+                        .filter(|h| h.kind == HostKind::Server(*r))
+                        .map(|h| h.addr)
+                        .chain(campus.clusters.iter().filter(|c| c.service == *r).map(|c| c.vip))
+                        .collect(),
+                ),
+                AddrSpec::Group(g, _) => {
+                    AddrMatch::Hosts(campus.hosts.iter().filter(|h| h.groups.contains(*g)).map(|h| h.addr).collect())
+                }
+                AddrSpec::Purpose(p) => AddrMatch::Prefixes(
+                    campus
+                        .subnets
+                        .iter()
+                        .filter(|s| s.purpose == *p)
+                        .map(|s| (u32::from(s.prefix.network()), mask(s.prefix.prefix_len())))
+                        .collect(),
+                ),
+            }
+        };
+        let mut filters = Vec::with_capacity(set.policies.len());
+        let mut singled: FxHashSet<u32> = FxHashSet::default();
+        let mut long_prefixes: Vec<(u32, u32, u8)> = Vec::new();
+        for p in &set.policies {
+            let mut fs: Vec<(u32, usize, CompiledFilter)> = Vec::new();
+            for (ri, r) in p.rules.iter().enumerate() {
+                for f in &set.filter_lists[r.filter_list].filters {
+                    for a in [&f.src, &f.dst] {
+                        match a {
+                            AddrSpec::Prefix(net) => {
+                                long_prefixes.push((u32::from(net.network()), mask(net.prefix_len()), net.prefix_len()))
+                            }
+                            AddrSpec::Role(_) | AddrSpec::Group(..) => {
+                                if let AddrMatch::Hosts(set) = resolve(a) {
+                                    singled.extend(set);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    fs.push((
+                        weight(f),
+                        ri,
+                        CompiledFilter {
+                            rule: ri as u16,
+                            src: resolve(&f.src),
+                            dst: resolve(&f.dst),
+                            mirrored: f.mirrored,
+                            protocol: f.protocol,
+                            port: f.port,
+                        },
+                    ));
+                }
+            }
+            // Heaviest first; ties to the earlier rule.
+            fs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            filters.push(fs.into_iter().map(|(_, _, f)| f).collect());
+        }
+        let nsub = campus.subnets.len() as u64;
+        let class = campus
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let sub = &campus.subnets[h.subnet.index()];
+                let split = singled.contains(&h.addr)
+                    || long_prefixes.iter().any(|&(net, m, len)| len > sub.prefix.prefix_len() && h.addr & m == net);
+                if split { nsub + i as u64 } else { u64::from(h.subnet.0) }
+            })
+            .collect();
+        let addr = campus.hosts.iter().map(|h| h.addr).collect();
+        PolicyEngine { filters, class, addr, cache: FxHashMap::default() }
+    }
+
+    /// The rule of `policy` that decides `packet` on the host whose address is `me` (one of
+    /// the packet's two), without the cache.
+    pub fn match_uncached(&self, policy: u16, me: u32, packet: Packet, service: Service) -> Option<u16> {
+        self.filters[policy as usize]
+            .iter()
+            .find(|f| f.matches(me, packet.src, packet.dst, service.protocol, service.port))
+            .map(|f| f.rule)
+    }
+
+    /// The rule of `policy` that decides `flow` (cached by address classes).
+    pub fn match_flow(&mut self, policy: u16, flow: Flow) -> Option<u16> {
+        if let Some(&r) = self.cache.get(&(policy, flow)) {
+            return r;
+        }
+        let packet = if flow.outbound {
+            Packet { src: flow.me.addr, dst: flow.peer.addr }
+        } else {
+            Packet { src: flow.peer.addr, dst: flow.me.addr }
+        };
+        let r = self.match_uncached(policy, flow.me.addr, packet, flow.service);
+        self.cache.insert((policy, flow), r);
+        r
+    }
+
+    /// A host as a [`Peer`].
+    pub fn host(&self, host: HostId) -> Peer {
+        Peer { addr: self.addr[host.index()], class: self.class[host.index()] }
+    }
+
+    /// An address that belongs to no host (a virtual IP, a foreign network): its class is
+    /// the address itself, above every host class.
+    pub fn address(&self, addr: u32) -> Peer {
+        Peer { addr, class: (1u64 << 32) | u64::from(addr) }
+    }
+}
+
+/// One side of a connection, as [`decide`] needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Side<'a> {
+    pub os: Os,
+    pub simple_policy: bool,
+    /// The action of the rule that matched, `None` when the host has no policy or no rule
+    /// matches (both mean clear, no IKE).
+    pub action: Option<ActionKind>,
+    /// Authentication methods of the matched rule.
+    pub rule_auth: &'a [AuthMethod],
+    /// Credentials the host can present: Kerberos (joined and a DC reachable in clear),
+    /// certificate, pre-shared keys (by name).
+    pub kerberos: bool,
+    pub certificate: bool,
+    pub psk: &'a [String],
+}
+
+impl Side<'_> {
+    /// A host without IPsec policy.
+    pub fn clear(os: Os) -> Side<'static> {
+        Side { os, simple_policy: false, action: None, rule_auth: &[], kerberos: false, certificate: false, psk: &[] }
+    }
+    pub fn negotiates(&self) -> Option<Mode> {
+        match self.action {
+            Some(ActionKind::Negotiate(m)) => Some(m),
+            _ => None,
+        }
+    }
+    fn has(&self, m: &AuthMethod) -> bool {
+        match m {
+            AuthMethod::Kerberos => self.kerberos,
+            AuthMethod::Certificate => self.certificate,
+            AuthMethod::Psk(k) => self.psk.contains(k),
+        }
+    }
+    /// Whether clear traffic arriving at this host is dropped.
+    pub fn refuses_clear(&self) -> bool {
+        self.negotiates().is_some_and(|m| !m.accepts_clear(self.os))
+    }
+}
+
+/// Why a connection went clear.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClearReason {
+    /// Neither side asks for IPsec (no policy, Permit, or no matching filter).
+    Exempt,
+    /// The initiator asked, the responder never answered IKE (no policy or Permit).
+    NoIkeResponse,
+    /// IKE failed (no common authentication method, Kerberos unavailable, untrusted).
+    AuthFailed,
+    /// IKE failed for other reasons (lost packets, timeouts).
+    NegotiationFailed,
+}
+
+/// Why a connection was blocked.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BlockReason {
+    /// A Block filter action on either side.
+    BlockRule,
+    /// Clear traffic reached a responder that only accepts IPsec (an untrusted initiator,
+    /// or an initiator that fell back to clear).
+    ClearRefused,
+    /// The initiator requires IPsec and negotiation failed.
+    NegotiationRequired,
+}
+
+/// Outcome of a new connection before any existing SA is considered.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Negotiate IPsec; `encrypt` when either side requires encryption; `authip` when both
+    /// speak AuthIP (Vista/Server 2008 pairs).
+    Negotiate {
+        encrypt: bool,
+        authip: bool,
+    },
+    /// Clear, after the initiator's fallback wait (zero when it never asked for IPsec or is
+    /// Vista-class, which sends clear and IKE at once).
+    Clear {
+        reason: ClearReason,
+        delay: SimDuration,
+    },
+    Blocked {
+        reason: BlockReason,
+        delay: SimDuration,
+    },
+}
+
+/// Fallback parameters.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Fallback {
+    /// Windows 2000 / XP / 2003 without the Simple Policy update.
+    pub legacy: SimDuration,
+    /// With the update (XP SP3, 2003 SP2, or KB914841).
+    pub simple_policy: SimDuration,
+}
+
+impl Fallback {
+    /// How long `side` waits for IKE before sending clear [DOMAIN 3].
+    pub fn delay(&self, side: &Side<'_>) -> SimDuration {
+        if side.os.is_vista_class() {
+            SimDuration::ZERO
+        } else if side.simple_policy || side.os.simple_policy_builtin() {
+            self.simple_policy
+        } else {
+            self.legacy
+        }
+    }
+}
+
+/// The outcome of a new connection from `init` to `resp` [DOMAIN 2-3, WP Table 1].
+/// `negotiation_ok` is whether IKE would complete if both sides try (the caller draws
+/// random IKE failures; authentication is checked here).
+pub fn decide(init: &Side<'_>, resp: &Side<'_>, fallback: &Fallback, negotiation_ok: bool) -> Decision {
+    use ActionKind::*;
+    if init.action == Some(Block) || resp.action == Some(Block) {
+        return Decision::Blocked { reason: BlockReason::BlockRule, delay: SimDuration::ZERO };
+    }
+    // What reaches the responder in clear, and whether it takes it.
+    let clear_at_responder = |reason: ClearReason, delay: SimDuration| {
+        if resp.refuses_clear() {
+            Decision::Blocked { reason: BlockReason::ClearRefused, delay }
+        } else {
+            Decision::Clear { reason, delay }
+        }
+    };
+    let Some(im) = init.negotiates() else {
+        return clear_at_responder(ClearReason::Exempt, SimDuration::ZERO);
+    };
+    // The initiator starts IKE. Does the responder answer, and can they authenticate?
+    let failure = match resp.negotiates() {
+        None => Some(ClearReason::NoIkeResponse),
+        Some(_) => {
+            let common = init.rule_auth.iter().any(|m| resp.rule_auth.contains(m) && init.has(m) && resp.has(m));
+            if !common {
+                Some(ClearReason::AuthFailed)
+            } else if !negotiation_ok {
+                Some(ClearReason::NegotiationFailed)
+            } else {
+                None
+            }
+        }
+    };
+    match failure {
+        None => {
+            let rm = resp.negotiates().expect("responder negotiates");
+            Decision::Negotiate {
+                encrypt: im == Mode::RequireEncryption || rm == Mode::RequireEncryption,
+                authip: init.os.is_vista_class() && resp.os.is_vista_class(),
+            }
+        }
+        Some(reason) => {
+            let delay = fallback.delay(init);
+            if im.falls_back() {
+                clear_at_responder(reason, delay)
+            } else {
+                Decision::Blocked { reason: BlockReason::NegotiationRequired, delay }
+            }
+        }
+    }
+}
