@@ -72,7 +72,8 @@ pub struct RunArgs {
     /// Simulated days (default: the scenario's).
     #[arg(long)]
     pub days: Option<u32>,
-    /// sa: every connection through policy and SA logic.
+    /// sa: every connection through policy and SA logic; packet (or both): also every
+    /// packet sized in clear and on the wire.
     #[arg(long, value_enum, default_value_t = GranularityArg::Sa)]
     pub granularity: GranularityArg,
     /// No progress bar and no summary table.
@@ -83,6 +84,8 @@ pub struct RunArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GranularityArg {
     Sa,
+    Packet,
+    Both,
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +259,8 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
         out,
         granularity: match args.granularity {
             GranularityArg::Sa => run::Granularity::Sa,
+            GranularityArg::Packet => run::Granularity::Packet,
+            GranularityArg::Both => run::Granularity::Both,
         },
     };
     let outcome = run::execute(&req, &mut |f| {

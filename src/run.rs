@@ -8,19 +8,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::engine::SimTime;
 use crate::engine::queue::EventQueue;
 use crate::engine::sim::{self, Progress, Stop};
+use crate::engine::{SimDuration, SimTime};
 use crate::model::campus::{Campus, CampusError};
 use crate::model::census::{Census, round4};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
+use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
 use crate::model::secnet::SecNet;
 use crate::model::streams::{entity, purpose};
 use crate::model::traffic::TrafficModel;
 use crate::model::world::{DayRecord, LinkDayRecord, Observer, World};
 use crate::output::record::{
-    AppDayRow, Manifest, OsOutcomeRow, ServerRow, Summary, TimelineIpsec, TimelineRow, WanLinkRow,
+    AppDayRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, ServerRow, Summary, TimelineIpsec, TimelinePackets,
+    TimelineRow, WanLinkRow,
 };
 use crate::output::writer::{RunFiles, peak_rss_bytes};
 use crate::scenario::build::Scenario;
@@ -35,6 +37,10 @@ pub enum RunError {
         #[source]
         error: CampusError,
     },
+    #[error(
+        "{source_name}: [packet]: --granularity {granularity} needs the scenario's [packet] table (MTU, suites, sample, CPU costs)"
+    )]
+    NoPacketSettings { source_name: String, granularity: &'static str },
     #[error("{path}: cannot write the run directory: {source}")]
     Write {
         path: String,
@@ -47,15 +53,27 @@ pub enum RunError {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Granularity {
     /// Every connection through policy and SA logic (a clear baseline when the scenario has
-    /// no IPsec).
+    /// no IPsec); byte figures at the application level.
     Sa,
+    /// As `Sa`, plus every packet of every session sized in clear and on the wire, and a
+    /// host sample replayed packet by packet. Packets need their flow's SA state, so this
+    /// level always includes the SA level.
+    Packet,
+    /// The SA level and the packet level: the same run as `Packet`, named for scripts that
+    /// ask for both.
+    Both,
 }
 
 impl Granularity {
     pub fn name(self) -> &'static str {
         match self {
             Granularity::Sa => "sa",
+            Granularity::Packet => "packet",
+            Granularity::Both => "both",
         }
+    }
+    pub fn packets(self) -> bool {
+        !matches!(self, Granularity::Sa)
     }
 }
 
@@ -131,15 +149,39 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let census = Census::of(&campus);
     let traffic = TrafficModel::new(sc);
     let secnet = build_secnet(sc, &campus, req.seed);
-    let mut world =
-        World::new(&campus, &traffic, secnet, req.seed, req.days, sc.run.utilisation_bin, Collector::default());
+    let packets = if req.granularity.packets() {
+        let params = sc.packet.as_ref().ok_or_else(|| RunError::NoPacketSettings {
+            source_name: sc.source.clone(),
+            granularity: req.granularity.name(),
+        })?;
+        let streams = crate::engine::rng::RngStreams::new(req.seed);
+        Some(PacketLayer::new(params, &sc.traffic.apps, &campus, |h: HostId| {
+            use rand::RngExt;
+            let mut rng = streams.stream(crate::engine::rng::StreamKey::new(entity::HOST, h.0, purpose::PACKETS, 0));
+            (rng.random::<f64>(), rng.random::<f64>())
+        }))
+    } else {
+        None
+    };
+    let mut world = World::new(
+        &campus,
+        &traffic,
+        secnet,
+        packets,
+        req.seed,
+        req.days,
+        sc.run.utilisation_bin,
+        Collector::default(),
+    );
     let mut queue = EventQueue::with_capacity(campus.hosts.len() + 16);
     world.prime(&mut queue);
     let horizon = SimTime::start_of_day(req.days).as_nanos() as f64;
     let stats = sim::run(&mut queue, &mut world, &Stop { until: None, max_events: None }, &mut |p: &Progress| {
         progress(p.now.as_nanos() as f64 / horizon)
     });
-    let server_rows = world.secnet.as_ref().map(|net| server_rows(sc, &campus, net)).unwrap_or_default();
+    let server_rows =
+        world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();
+    let packet_layer = world.packets.take();
     let collected = world.observer;
     let wall_s = started.elapsed().as_secs_f64();
 
@@ -183,6 +225,14 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 bytes_clear: i.bytes_clear,
                 bytes_blocked: i.bytes_blocked,
                 protected_pct_managed: pct(i.bytes_managed_pairs_protected, i.bytes_managed_pairs),
+            }),
+            packets: d.packets.as_ref().map(|p| TimelinePackets {
+                ip_bytes_clear: p.clear_bytes,
+                ip_bytes_wire: p.wire_bytes,
+                wire_packets: p.wire_packets,
+                overhead_pct_protected: overhead_pct(p.protected_clear_bytes, p.protected_wire_bytes),
+                peak_wan_util_clear_pct: round4(100.0 * p.peak_wan_util_clear),
+                wan_links_pushed_over: p.links_pushed_over,
             }),
         })
         .collect();
@@ -240,10 +290,60 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 bytes_down: r.bytes_down,
                 peak_util_pct: round4(100.0 * r.peak_util),
                 peak_bin_start: format!("{:02}:{:02}", mins / 60, mins % 60),
+                bytes_up_clear: r.clear.as_ref().map(|c| c.bytes_up),
+                bytes_down_clear: r.clear.as_ref().map(|c| c.bytes_down),
+                peak_util_clear_pct: r.clear.as_ref().map(|c| round4(100.0 * c.peak_util)),
+                pushed_over_threshold: r
+                    .clear
+                    .as_ref()
+                    .zip(packet_layer.as_ref())
+                    .map(|(c, l)| c.peak_util <= l.params.wan_threshold && r.peak_util > l.params.wan_threshold),
             }
         })
         .collect();
 
+    let overhead_rows: Vec<OverheadRow> = packet_layer
+        .as_ref()
+        .map(|l| {
+            l.by_app
+                .iter()
+                .enumerate()
+                .map(|(i, a)| OverheadRow {
+                    app: app_names[i].clone(),
+                    packets: a.packets,
+                    clear_bytes: a.clear_bytes,
+                    wire_bytes: a.wire_bytes,
+                    overhead_pct: overhead_pct(a.clear_bytes, a.wire_bytes),
+                    sessions: a.sessions,
+                    sessions_protected: a.sessions_protected,
+                    protected_share_pct: pct(a.clear_bytes, a.clear_bytes_all),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let size_rows: Vec<PacketSizeRow> = packet_layer
+        .as_ref()
+        .map(|l| {
+            let mut rows = Vec::new();
+            for (i, buckets) in l.sizes.iter().enumerate() {
+                for (b, bucket) in buckets.iter().enumerate() {
+                    if bucket.packets == 0 {
+                        continue;
+                    }
+                    rows.push(PacketSizeRow {
+                        app: app_names[i].clone(),
+                        ip_len_min: if b == 0 { 0 } else { SIZE_BUCKETS[b - 1] + 1 },
+                        ip_len_max: SIZE_BUCKETS[b],
+                        packets: bucket.packets,
+                        pure_acks: bucket.pure_acks,
+                        clear_bytes: bucket.clear_bytes,
+                        wire_bytes: bucket.wire_bytes,
+                    });
+                }
+            }
+            rows
+        })
+        .unwrap_or_default();
     let sessions_total: u64 = collected.days.iter().map(|d| d.sessions).sum();
     let bytes_total: u64 = timeline.iter().map(|t| t.bytes_total).sum();
     let wan_total: u64 = collected.days.iter().map(|d| d.wan_session_bytes).sum();
@@ -271,6 +371,34 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         peak_wan_link_util_pct: peak_day.map(|d| round4(100.0 * d.peak_wan_util)).unwrap_or(0.0),
         peak_wan_link: peak_day.and_then(|d| d.peak_wan_link).map(link_name).unwrap_or_default(),
         wan_links_over_80pct_peak_day: collected.days.iter().map(|d| d.wan_links_over_80).max().unwrap_or(0),
+        bandwidth_overhead_mean_pct: packet_layer.as_ref().and_then(|l| {
+            let clear: u64 = l.by_app.iter().map(|a| a.clear_bytes).sum();
+            let wire: u64 = l.by_app.iter().map(|a| a.wire_bytes).sum();
+            overhead_pct(clear, wire)
+        }),
+        bandwidth_overhead_app_min_pct: overhead_rows
+            .iter()
+            .filter(|r| r.sessions_protected >= MIN_PROTECTED_SESSIONS)
+            .filter_map(|r| r.overhead_pct)
+            .reduce(f64::min),
+        bandwidth_overhead_app_max_pct: overhead_rows
+            .iter()
+            .filter(|r| r.sessions_protected >= MIN_PROTECTED_SESSIONS)
+            .filter_map(|r| r.overhead_pct)
+            .reduce(f64::max),
+        wan_links_pushed_over_threshold: packet_layer.as_ref().map(|_| {
+            collected.days.iter().filter_map(|d| d.packets.as_ref()).map(|p| p.links_pushed_over).max().unwrap_or(0)
+        }),
+        server_ipsec_cpu_pct_max: packet_layer
+            .as_ref()
+            .map(|l| round4(l.server_peak_cpu_pct.iter().copied().fold(0.0, f64::max))),
+        client_ipsec_cpu_pct_mean: packet_layer.as_ref().map(|l| {
+            // Over an 8-hour working day per simulated day.
+            let busy_ns = census.clients_total as f64 * f64::from(req.days) * 8.0 * SimDuration::HOUR.as_nanos() as f64;
+            round4(100.0 * l.client_cpu_ns / busy_ns.max(1.0))
+        }),
+        packet_sample_hosts: packet_layer.as_ref().map(|l| l.sampled_hosts() as u64),
+        packet_sample_packets: packet_layer.as_ref().map(|l| l.sample_packets),
         protected_traffic_pct_end: {
             // The last simulated week (or all of a shorter run).
             let last: Vec<_> = collected.days.iter().rev().take(7).filter_map(|d| d.ipsec.as_ref()).collect();
@@ -297,6 +425,10 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         .map_err(write_err)?;
     files.add_csv("traffic_by_app.csv", &by_app).map_err(write_err)?;
     files.add_csv("wan_links.csv", &links).map_err(write_err)?;
+    if packet_layer.is_some() {
+        files.add_csv("overhead_by_app.csv", &overhead_rows).map_err(write_err)?;
+        files.add_csv("packet_sizes.csv", &size_rows).map_err(write_err)?;
+    }
     if sc.ipsec.is_some() {
         files.add_csv("servers.csv", &server_rows).map_err(write_err)?;
         files.add_csv("outcomes_by_os.csv", &os_rows).map_err(write_err)?;
@@ -325,12 +457,20 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     Ok(RunOutcome { dir: req.out.clone(), summary, manifest })
 }
 
+/// (wire - clear) / clear in percent.
+fn overhead_pct(clear: u64, wire: u64) -> Option<f64> {
+    (clear > 0).then(|| round4(100.0 * (wire as f64 - clear as f64) / clear as f64))
+}
+
+/// Sessions an application needs under IPsec before its overhead enters the min/max.
+const MIN_PROTECTED_SESSIONS: u64 = 100;
+
 fn pct(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| round4(100.0 * part as f64 / whole as f64))
 }
 
 /// The busiest servers by peak quick-mode SAs (ties: memory, then host order).
-fn server_rows(sc: &Scenario, campus: &Campus, net: &SecNet) -> Vec<ServerRow> {
+fn server_rows(sc: &Scenario, campus: &Campus, net: &SecNet, packets: Option<&PacketLayer>) -> Vec<ServerRow> {
     let Some(params) = &sc.ipsec else { return Vec::new() };
     let mut all: Vec<_> = net.servers.iter().filter(|(_, s)| s.peak_qm > 0 || s.peak_mm > 0).collect();
     all.sort_by(|a, b| {
@@ -358,6 +498,7 @@ fn server_rows(sc: &Scenario, campus: &Campus, net: &SecNet) -> Vec<ServerRow> {
                 peak_main_modes_per_s: round4(per_s),
                 peak_dh_cpu_pct: round4(100.0 * per_s * params.sa.dh_cpu.as_secs_f64()),
                 peak_sa_memory_bytes: s.peak_memory_bytes,
+                peak_hour_ipsec_cpu_pct: packets.and_then(|p| p.server_cpu_pct(*h)).map(round4),
             }
         })
         .collect()

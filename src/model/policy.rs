@@ -510,7 +510,9 @@ pub struct PolicyEngine {
     filters: Vec<Vec<CompiledFilter>>,
     class: Vec<u64>,
     addr: Vec<u32>,
-    cache: FxHashMap<(u16, Flow), Option<u16>>,
+    /// Decisions by (policy, my class, peer class, outbound, service): addresses of one
+    /// class decide alike, so the key holds classes only.
+    cache: FxHashMap<(u16, u64, u64, bool, Service), Option<u16>>,
 }
 
 impl PolicyEngine {
@@ -607,7 +609,8 @@ impl PolicyEngine {
 
     /// The rule of `policy` that decides `flow` (cached by address classes).
     pub fn match_flow(&mut self, policy: u16, flow: Flow) -> Option<u16> {
-        if let Some(&r) = self.cache.get(&(policy, flow)) {
+        let key = (policy, flow.me.class, flow.peer.class, flow.outbound, flow.service);
+        if let Some(&r) = self.cache.get(&key) {
             return r;
         }
         let packet = if flow.outbound {
@@ -616,7 +619,7 @@ impl PolicyEngine {
             Packet { src: flow.peer.addr, dst: flow.me.addr }
         };
         let r = self.match_uncached(policy, flow.me.addr, packet, flow.service);
-        self.cache.insert((policy, flow), r);
+        self.cache.insert(key, r);
         r
     }
 

@@ -70,6 +70,9 @@ pub struct Connection {
     /// IKE was attempted with a willing responder and failed (authentication or a lost
     /// negotiation), as opposed to a responder that never answered.
     pub ike_failed: bool,
+    /// For a protected connection: the SA's host pair and the time its current key was
+    /// set (SPIs and keys of a packet capture derive from these).
+    pub sa_key: Option<(u64, SimTime)>,
     pub timers: [Option<SaTimer>; 2],
 }
 
@@ -253,6 +256,7 @@ impl<'a> SecNet<'a> {
             delay: SimDuration::ZERO,
             effects: sa::Effects::default(),
             ike_failed: false,
+            sa_key: None,
             timers: [None, None],
         };
         let (ip, rp) = (self.policy_of(init), self.policy_of(resp));
@@ -294,9 +298,10 @@ impl<'a> SecNet<'a> {
             }
         };
         match entry.state.qm {
-            QmState::Established { ready, encrypt, .. }
+            QmState::Established { ready, keyed, encrypt, .. }
                 if alive(&entry.state) && init_side.action != Some(ActionKind::Block) =>
             {
+                conn.sa_key = Some((key, keyed));
                 // Reuse the quick-mode SA (waiting if its negotiation is still under way,
                 // except Vista-class initiators, which send clear meanwhile).
                 if !init_side.os.is_vista_class() {
@@ -337,6 +342,7 @@ impl<'a> SecNet<'a> {
                         conn.delay = if init_side.os.is_vista_class() { SimDuration::ZERO } else { latency };
                         let until = (now + conn.delay + duration).max(ready);
                         apply(&mut entry.state, SaEvent::Traffic { until, bytes }, now);
+                        conn.sa_key = Some((key, ready));
                         conn.outcome = Outcome::Protected { encrypt, negotiated: true };
                     }
                     Decision::Clear { reason, delay } => {

@@ -31,4 +31,6 @@ pub mod purpose {
     pub const OWNERS: u8 = 5;
     /// Policy membership drawn per host (local policies).
     pub const POLICY: u8 = 6;
+    /// Packet sample membership and offload NICs, drawn per host.
+    pub const PACKETS: u8 = 7;
 }

@@ -20,9 +20,10 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::campus::Campus;
+use super::campus::{Campus, Endpoint};
 use super::ids::{HostId, LinkId};
 use super::kinds::{HostKind, Os};
+use super::packet_layer::{PacketLayer, SessionPackets, encap_for};
 use super::policy::{BlockReason, Service};
 use super::secnet::{ClearKind, Outcome, SaTimer, SecNet};
 use super::streams::{entity, purpose};
@@ -74,6 +75,32 @@ pub struct DayRecord {
     pub wan_links_over_100: u32,
     /// IPsec figures of the day; `None` for a run without an IPsec layer.
     pub ipsec: Option<IpsecDay>,
+    /// Packet-level figures of the day; `None` below packet granularity.
+    pub packets: Option<PacketDay>,
+}
+
+/// Packet-level figures of one day (IP bytes of carried sessions).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PacketDay {
+    /// All carried sessions, as if without IPsec, and as they went on the wire.
+    pub clear_bytes: u64,
+    pub wire_bytes: u64,
+    pub wire_packets: u64,
+    /// Protected sessions only.
+    pub protected_clear_bytes: u64,
+    pub protected_wire_bytes: u64,
+    /// Highest WAN link utilisation the same traffic would have had without IPsec.
+    pub peak_wan_util_clear: f64,
+    /// Links at or below the threshold without IPsec and above it with.
+    pub links_pushed_over: u32,
+}
+
+/// A link's day without IPsec (packet granularity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkClear {
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub peak_util: f64,
 }
 
 /// Connection outcomes of one initiator OS.
@@ -152,6 +179,8 @@ pub struct LinkDayRecord {
     pub peak_util: f64,
     /// Start of the busiest bin, as time of day.
     pub peak_bin_start: SimDuration,
+    /// The same day without IPsec (packet granularity only).
+    pub clear: Option<LinkClear>,
 }
 
 /// Receives the results of a run as they become final.
@@ -209,6 +238,32 @@ impl LinkBins {
             self.counts[parity][idx] += per_ns * (end - t) as f64;
             t = end;
         }
+    }
+}
+
+impl LinkBins {
+    /// A link slot's day in bins of `parity`: bytes each way, busiest bin (either
+    /// direction) as a share of `capacity_bytes_per_bin`, and that bin's index.
+    fn day_stats(&self, parity: usize, slot: usize, capacity_bytes_per_bin: f64) -> ([f64; 2], f64, usize) {
+        let mut totals = [0.0f64; 2];
+        let mut peak = 0.0f64;
+        let mut peak_bin = 0usize;
+        for (dir, total) in totals.iter_mut().enumerate() {
+            let base = (slot * 2 + dir) * self.bins_per_day;
+            for bin in 0..self.bins_per_day {
+                let v = self.counts[parity][base + bin];
+                *total += v;
+                if v > peak {
+                    peak = v;
+                    peak_bin = bin;
+                }
+            }
+        }
+        (totals, peak / capacity_bytes_per_bin, peak_bin)
+    }
+
+    fn clear_day(&mut self, parity: usize) {
+        self.counts[parity].iter_mut().for_each(|v| *v = 0.0);
     }
 }
 
@@ -289,6 +344,11 @@ pub struct World<'a, O: Observer> {
     /// The IPsec layer, when the scenario has one.
     pub secnet: Option<SecNet<'a>>,
     ipsec_today: IpsecDay,
+    /// The packet layer, at packet granularity.
+    pub packets: Option<PacketLayer<'a>>,
+    packet_today: PacketDay,
+    /// Link bins of the same traffic without IPsec (packet granularity).
+    bins_clear: Option<LinkBins>,
     streams: RngStreams,
     days: u32,
     bins: LinkBins,
@@ -301,6 +361,7 @@ impl<'a, O: Observer> World<'a, O> {
         campus: &'a Campus,
         traffic: &'a TrafficModel,
         secnet: Option<SecNet<'a>>,
+        packets: Option<PacketLayer<'a>>,
         seed: u64,
         days: u32,
         bin: SimDuration,
@@ -312,6 +373,9 @@ impl<'a, O: Observer> World<'a, O> {
             traffic,
             secnet,
             ipsec_today: IpsecDay::default(),
+            bins_clear: packets.as_ref().map(|_| LinkBins::new(campus, bin)),
+            packets,
+            packet_today: PacketDay::default(),
             streams,
             days,
             bins: LinkBins::new(campus, bin),
@@ -354,11 +418,11 @@ impl<'a, O: Observer> World<'a, O> {
             queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1 });
         }
         if let Some(s) = session {
-            self.account(host, now, &s, queue);
+            self.account(host, seq, now, &s, queue);
         }
     }
 
-    fn account(&mut self, host: HostId, now: SimTime, s: &Session, queue: &mut EventQueue<Event>) {
+    fn account(&mut self, host: HostId, seq: u32, now: SimTime, s: &Session, queue: &mut EventQueue<Event>) {
         let c = self.campus;
         let h = c.host(host);
         let bytes = s.bytes_up + s.bytes_down;
@@ -372,6 +436,12 @@ impl<'a, O: Observer> World<'a, O> {
             None => s.duration,
         };
         let mut start = now;
+        // Who answered, and under which SA (for the packet layer).
+        let (mut responder, mut responder_addr) = match s.peer {
+            Endpoint::Host(p) => (p, c.host(p).addr),
+            Endpoint::Vip(cl) => (HostId(c.clusters[cl.index()].nodes.start), c.clusters[cl.index()].vip),
+        };
+        let mut protected: Option<(bool, Option<(u64, SimTime)>)> = None;
         if let Some(net) = self.secnet.as_mut() {
             let app = &self.traffic.apps[s.app.index()];
             let service = Service { protocol: app.protocol.number(), port: app.port };
@@ -398,6 +468,10 @@ impl<'a, O: Observer> World<'a, O> {
                     os.fallback_wait_s += conn.delay.as_secs_f64();
                 }
             }
+            responder = conn.responder;
+            if let Endpoint::Host(p) = s.peer {
+                responder_addr = c.host(p).addr;
+            }
             let managed_pair = h.is_managed() && c.host(conn.responder).is_managed();
             match conn.outcome {
                 Outcome::Blocked(reason) => {
@@ -415,7 +489,8 @@ impl<'a, O: Observer> World<'a, O> {
                     // Nothing is carried.
                     return;
                 }
-                Outcome::Protected { .. } => {
+                Outcome::Protected { encrypt, .. } => {
+                    protected = Some((encrypt, conn.sa_key));
                     os.protected += 1;
                     d.bytes_protected += bytes;
                     d.app_protected[s.app.index()] += bytes;
@@ -442,6 +517,36 @@ impl<'a, O: Observer> World<'a, O> {
             start = now + conn.delay;
         }
         self.today.app_bytes[s.app.index()] += bytes;
+        // Bytes each way on the links: application bytes, or at packet granularity the IP
+        // bytes on the wire (and, aside, the same packets without IPsec).
+        let mut on_wire = [s.bytes_up, s.bytes_down];
+        let mut in_clear = None;
+        if let Some(layer) = self.packets.as_mut() {
+            let encap = protected.map(|(encrypt, _)| encap_for(layer.params, encrypt, layer.nat_t(host, responder)));
+            let (clear, wire) = layer.session(&SessionPackets {
+                app: s.app,
+                initiator: host,
+                responder,
+                responder_addr,
+                start,
+                duration,
+                bytes_up: s.bytes_up,
+                bytes_down: s.bytes_down,
+                encap,
+                sa: protected.and_then(|p| p.1),
+                seq,
+            });
+            let d = &mut self.packet_today;
+            d.clear_bytes += clear.bytes_total();
+            d.wire_bytes += wire.bytes_total();
+            d.wire_packets += wire.packets_total();
+            if encap.is_some() {
+                d.protected_clear_bytes += clear.bytes_total();
+                d.protected_wire_bytes += wire.bytes_total();
+            }
+            on_wire = wire.bytes;
+            in_clear = Some(clear.bytes);
+        }
         let Some(route) = route else { return };
         let mut crossed = false;
         for hop in route.hops() {
@@ -451,8 +556,12 @@ impl<'a, O: Observer> World<'a, O> {
             }
             crossed = true;
             let day = now.day();
-            self.bins.add(day, slot as usize, hop.up, start, duration, s.bytes_up);
-            self.bins.add(day, slot as usize, !hop.up, start, duration, s.bytes_down);
+            self.bins.add(day, slot as usize, hop.up, start, duration, on_wire[0]);
+            self.bins.add(day, slot as usize, !hop.up, start, duration, on_wire[1]);
+            if let (Some(bc), Some(cb)) = (self.bins_clear.as_mut(), in_clear) {
+                bc.add(day, slot as usize, hop.up, start, duration, cb[0]);
+                bc.add(day, slot as usize, !hop.up, start, duration, cb[1]);
+            }
         }
         if crossed {
             self.today.wan_session_bytes += bytes;
@@ -480,24 +589,20 @@ impl<'a, O: Observer> World<'a, O> {
                 d.end_live_qm = net.live_qm;
                 d
             }),
+            packets: self.packets.as_ref().map(|_| std::mem::take(&mut self.packet_today)),
         };
+        let threshold = self.packets.as_ref().map(|l| l.params.wan_threshold);
         for (slot, &link) in b.links.iter().enumerate() {
             let cap_bytes_per_bin = self.campus.topology.link(link).capacity_bps as f64 / 8.0 * bin_s;
-            let mut totals = [0.0f64; 2];
-            let mut peak = 0.0f64;
-            let mut peak_bin = 0usize;
-            for (dir, total) in totals.iter_mut().enumerate() {
-                let base = (slot * 2 + dir) * b.bins_per_day;
-                for bin in 0..b.bins_per_day {
-                    let v = b.counts[parity][base + bin];
-                    *total += v;
-                    if v > peak {
-                        peak = v;
-                        peak_bin = bin;
-                    }
-                }
+            let (totals, util, peak_bin) = b.day_stats(parity, slot, cap_bytes_per_bin);
+            let clear = self.bins_clear.as_ref().map(|bc| {
+                let (t, u, _) = bc.day_stats(parity, slot, cap_bytes_per_bin);
+                LinkClear { bytes_up: t[0].round() as u64, bytes_down: t[1].round() as u64, peak_util: u }
+            });
+            if let (Some(c), Some(thr), Some(pd)) = (&clear, threshold, rec.packets.as_mut()) {
+                pd.links_pushed_over += u32::from(c.peak_util <= thr && util > thr);
+                pd.peak_wan_util_clear = pd.peak_wan_util_clear.max(c.peak_util);
             }
-            let util = peak / cap_bytes_per_bin;
             let lr = LinkDayRecord {
                 day,
                 link,
@@ -505,6 +610,7 @@ impl<'a, O: Observer> World<'a, O> {
                 bytes_down: totals[1].round() as u64,
                 peak_util: util,
                 peak_bin_start: SimDuration::from_nanos(peak_bin as u64 * b.bin_ns),
+                clear,
             };
             rec.wan_link_bytes += lr.bytes_up + lr.bytes_down;
             if util > rec.peak_wan_util {
@@ -515,7 +621,13 @@ impl<'a, O: Observer> World<'a, O> {
             rec.wan_links_over_100 += u32::from(util > 1.0);
             self.observer.link_day(&lr);
         }
-        b.counts[parity].iter_mut().for_each(|v| *v = 0.0);
+        b.clear_day(parity);
+        if let Some(bc) = self.bins_clear.as_mut() {
+            bc.clear_day(parity);
+        }
+        if let Some(l) = self.packets.as_mut() {
+            l.end_day();
+        }
         self.observer.day(&rec);
         if day + 1 < self.days {
             queue.push(SimTime::start_of_day(day + 1), class::DAY_START, Event::DayStart(day + 1));

@@ -27,6 +27,8 @@ pub struct TimelineRow {
     pub app_bytes: Vec<u64>,
     /// IPsec columns; empty cells (NaN in pandas) for a run without IPsec.
     pub ipsec: Option<TimelineIpsec>,
+    /// Packet columns; empty below packet granularity.
+    pub packets: Option<TimelinePackets>,
 }
 
 /// The IPsec columns of a timeline row.
@@ -50,6 +52,39 @@ pub struct TimelineIpsec {
     pub bytes_clear: u64,
     pub bytes_blocked: u64,
     pub protected_pct_managed: Option<f64>,
+}
+
+/// The packet columns of a timeline row.
+#[derive(Debug, Clone)]
+pub struct TimelinePackets {
+    pub ip_bytes_clear: u64,
+    pub ip_bytes_wire: u64,
+    pub wire_packets: u64,
+    pub overhead_pct_protected: Option<f64>,
+    pub peak_wan_util_clear_pct: f64,
+    pub wan_links_pushed_over: u32,
+}
+
+impl TimelinePackets {
+    const NAMES: [&'static str; 6] = [
+        "ip_bytes_clear",
+        "ip_bytes_wire",
+        "wire_packets",
+        "overhead_pct_protected",
+        "peak_wan_util_clear_pct",
+        "wan_links_pushed_over_threshold",
+    ];
+
+    fn fields(&self) -> Vec<String> {
+        vec![
+            self.ip_bytes_clear.to_string(),
+            self.ip_bytes_wire.to_string(),
+            self.wire_packets.to_string(),
+            self.overhead_pct_protected.map(|x| x.to_string()).unwrap_or_default(),
+            self.peak_wan_util_clear_pct.to_string(),
+            self.wan_links_pushed_over.to_string(),
+        ]
+    }
 }
 
 impl TimelineIpsec {
@@ -120,6 +155,7 @@ impl TimelineRow {
         Self::FIXED
             .iter()
             .chain(TimelineIpsec::NAMES.iter())
+            .chain(TimelinePackets::NAMES.iter())
             .map(|s| s.to_string())
             .chain(app_names.iter().map(|a| format!("bytes_{a}")))
             .collect()
@@ -141,6 +177,10 @@ impl TimelineRow {
         match &self.ipsec {
             Some(i) => v.extend(i.fields()),
             None => v.extend(std::iter::repeat_n(String::new(), TimelineIpsec::NAMES.len())),
+        }
+        match &self.packets {
+            Some(p) => v.extend(p.fields()),
+            None => v.extend(std::iter::repeat_n(String::new(), TimelinePackets::NAMES.len())),
         }
         v.extend(self.app_bytes.iter().map(u64::to_string));
         v
@@ -195,6 +235,8 @@ pub struct ServerRow {
     /// Diffie-Hellman CPU in the busiest minute, percent of one core.
     pub peak_dh_cpu_pct: f64,
     pub peak_sa_memory_bytes: u64,
+    /// Packet granularity: ESP processing CPU in the busiest hour, percent of one core.
+    pub peak_hour_ipsec_cpu_pct: Option<f64>,
 }
 
 /// One row of `wan_links.csv`: a wide-area link's day.
@@ -212,6 +254,41 @@ pub struct WanLinkRow {
     pub peak_util_pct: f64,
     /// Start of the busiest bin, `HH:MM` of the day.
     pub peak_bin_start: String,
+    /// Packet granularity: the same packets without IPsec, the busiest bin's utilisation
+    /// then, and whether IPsec pushed the link over the scenario's threshold.
+    pub bytes_up_clear: Option<u64>,
+    pub bytes_down_clear: Option<u64>,
+    pub peak_util_clear_pct: Option<f64>,
+    pub pushed_over_threshold: Option<bool>,
+}
+
+/// One row of `overhead_by_app.csv`: an application's IPsec bandwidth overhead over the
+/// run. `packets`, `clear_bytes` and `wire_bytes` count the traffic carried under IPsec
+/// (IP bytes; clear = the same sessions' packets without IPsec).
+#[derive(Debug, Clone, Serialize)]
+pub struct OverheadRow {
+    pub app: String,
+    pub packets: u64,
+    pub clear_bytes: u64,
+    pub wire_bytes: u64,
+    pub overhead_pct: Option<f64>,
+    pub sessions: u64,
+    pub sessions_protected: u64,
+    /// Share of the application's IP bytes carried under IPsec.
+    pub protected_share_pct: Option<f64>,
+}
+
+/// One row of `packet_sizes.csv`: the sample's packets of one application in one size
+/// bucket (inner IP length in clear).
+#[derive(Debug, Clone, Serialize)]
+pub struct PacketSizeRow {
+    pub app: String,
+    pub ip_len_min: u32,
+    pub ip_len_max: u32,
+    pub packets: u64,
+    pub pure_acks: u64,
+    pub clear_bytes: u64,
+    pub wire_bytes: u64,
 }
 
 /// `summary.json`: the headline metrics of DESIGN.md (null where this run computes
@@ -244,6 +321,13 @@ pub struct Summary {
     pub peak_wan_link_util_pct: f64,
     pub peak_wan_link: String,
     pub wan_links_over_80pct_peak_day: u32,
+    /// Packet granularity: links IPsec pushed over the threshold on their worst day, and
+    /// the sample replayed packet by packet.
+    pub wan_links_pushed_over_threshold: Option<u32>,
+    pub server_ipsec_cpu_pct_max: Option<f64>,
+    pub client_ipsec_cpu_pct_mean: Option<f64>,
+    pub packet_sample_hosts: Option<u64>,
+    pub packet_sample_packets: Option<u64>,
     pub events_processed: u64,
     /// Wall-clock seconds of the run: a measurement of the machine, not of the model, so
     /// it is the one key that differs between two runs of the same scenario and seed.

@@ -17,11 +17,13 @@ use super::file::*;
 use crate::engine::SimDuration;
 use crate::model::ids::{DomainId, GroupId};
 use crate::model::kinds::{Affinity, ClientCategory, GroupKind, HostKind, Os, Protocol, Role};
+use crate::model::packets::{OverMtu, PacketModel, Shape};
 use crate::model::policy::{
     ActionKind, AuthMethod, Fallback, FilterAction, FilterList, FilterSpec, Gpo, IpsecPolicy, LocalPolicy, Mode,
     PolicySet, Principal, Rule,
 };
 use crate::model::sa::SaParams;
+use crate::model::wire::{IpVersion, Mtu, Suite};
 
 /// Upper bounds checked before anything is allocated, so that a hostile or mistyped
 /// scenario (10^12 clients) is an input error, not an out-of-memory crash.
@@ -91,6 +93,24 @@ pub struct Scenario {
     /// IPsec parameters; `None` when the scenario has no IPsec at all.
     pub ipsec: Option<IpsecParams>,
     pub policy: PolicySet,
+    pub packet: Option<PacketParams>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PacketParams {
+    pub model: PacketModel,
+    pub suite: Suite,
+    pub suite_encrypted: Suite,
+    pub nat_t_vpn_pools: bool,
+    pub sample_hosts: f64,
+    /// Time of day 0 the pcap window covers: [start, end).
+    pub pcap_window: (SimDuration, SimDuration),
+    pub pcap_max_packets: u32,
+    pub wan_threshold: f64,
+    pub cpu_per_packet: SimDuration,
+    /// ns per byte, indexed like [`Suite::ALL`].
+    pub cpu_ns_per_byte: Vec<f64>,
+    pub offload_fraction: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +239,7 @@ pub struct AppParams {
     pub duration_sigma: f64,
     /// Index into `TrafficParams::profiles`.
     pub profile: usize,
+    pub shape: Shape,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +467,7 @@ impl Validator<'_> {
         let topology = self.topology(&raw.topology);
         let traffic = self.traffic(&raw.traffic, &raw.apps, &server_roles, &nlb);
         let ipsec = raw.ipsec.as_ref().map(|i| self.ipsec(i));
+        let packet = raw.packet.as_ref().map(|p| self.packet(p));
         let policy = self.policy_set(&raw, &domains, &groups);
         if ipsec.is_none() && !policy.is_empty() {
             self.fail(
@@ -468,6 +490,95 @@ impl Validator<'_> {
             traffic,
             ipsec,
             policy,
+            packet,
+        }
+    }
+
+    fn packet(&mut self, f: &PacketFile) -> PacketParams {
+        let k = |s: &str| p(&["packet", s]);
+        let mtu = match Mtu::new(f.mtu) {
+            Ok(m) if (576..=9216).contains(&f.mtu) => m,
+            _ => {
+                self.fail(&k("mtu"), format!("expected an MTU from 576 to 9216 bytes, found {}", f.mtu));
+                Mtu::ETHERNET
+            }
+        };
+        let over_mtu = match f.over_mtu.as_str() {
+            "pmtu" => OverMtu::PathMtu,
+            "fragment" => OverMtu::Fragment,
+            other => {
+                self.fail(&k("over_mtu"), format!("expected \"pmtu\" or \"fragment\", found {other:?}"));
+                OverMtu::PathMtu
+            }
+        };
+        let ip = match f.ip_version {
+            4 => IpVersion::V4,
+            6 => IpVersion::V6,
+            v => {
+                self.fail(&k("ip_version"), format!("expected 4 or 6, found {v}"));
+                IpVersion::V4
+            }
+        };
+        let suite = |this: &mut Self, name: &str, v: &str| match v.parse::<Suite>() {
+            Ok(s) => s,
+            Err(e) => {
+                this.fail(&k(name), e.to_string());
+                Suite::EspNullSha1
+            }
+        };
+        let s_null = suite(self, "suite", &f.suite);
+        let s_enc = suite(self, "suite_encrypted", &f.suite_encrypted);
+        let parse_tod = |s: &str| -> Option<SimDuration> {
+            let parts: Vec<&str> = s.split(':').collect();
+            if parts.len() != 3 {
+                return None;
+            }
+            let n: Vec<u64> = parts.iter().map(|x| x.parse::<u64>().ok()).collect::<Option<_>>()?;
+            (n[0] <= 24 && n[1] < 60 && n[2] < 60)
+                .then(|| SimDuration::from_hours(n[0]) + SimDuration::from_mins(n[1]) + SimDuration::from_secs(n[2]))
+                .filter(|d| *d <= SimDuration::DAY)
+        };
+        let mut window = (SimDuration::ZERO, SimDuration::ZERO);
+        for (j, s) in f.pcap_window.iter().enumerate() {
+            match parse_tod(s) {
+                Some(d) if j == 0 => window.0 = d,
+                Some(d) => window.1 = d,
+                None => {
+                    self.fail(&k("pcap_window").index(j), format!("expected a time of day \"HH:MM:SS\", found {s:?}"))
+                }
+            }
+        }
+        if window.0 > window.1 {
+            self.fail(&k("pcap_window"), "the window must not end before it starts");
+        }
+        let mut cpu = vec![0.0; Suite::ALL.len()];
+        for (name, &v) in &f.cpu_ns_per_byte {
+            match name.parse::<Suite>() {
+                Ok(s) if v.is_finite() && v >= 0.0 => cpu[s as usize] = v,
+                Ok(_) => self.fail(&k("cpu_ns_per_byte").key(name), format!("expected a non-negative cost, found {v}")),
+                Err(e) => self.fail(&k("cpu_ns_per_byte").key(name), e.to_string()),
+            }
+        }
+        PacketParams {
+            model: PacketModel { mtu, over_mtu, ip },
+            suite: s_null,
+            suite_encrypted: s_enc,
+            nat_t_vpn_pools: f.nat_t_vpn_pools,
+            sample_hosts: self.fraction(k("sample_hosts"), f.sample_hosts),
+            pcap_window: window,
+            pcap_max_packets: f.pcap_max_packets,
+            wan_threshold: {
+                if !(f.wan_threshold > 0.0 && f.wan_threshold <= 10.0) {
+                    self.fail(
+                        &k("wan_threshold"),
+                        format!("expected a utilisation in (0, 10], found {}", f.wan_threshold),
+                    );
+                }
+                f.wan_threshold
+            },
+            cpu_per_packet: f.cpu_per_packet.0,
+            cpu_ns_per_byte: cpu,
+            offload_fraction: self.fraction(k("offload_fraction"), f.offload_fraction),
         }
     }
 
@@ -1044,6 +1155,24 @@ impl Validator<'_> {
                     duration_median: a.duration.0,
                     duration_sigma: a.duration_sigma,
                     profile,
+                    shape: {
+                        for (name, v) in [("message_up", a.message_up.0), ("message_down", a.message_down.0)] {
+                            if v == 0 || v > 1 << 30 {
+                                self.fail(
+                                    &path.key(name),
+                                    format!("expected a message size from 1 B to 1 GiB, found {v} B"),
+                                );
+                            }
+                        }
+                        if a.protocol == Protocol::Udp && a.message_up.0.max(a.message_down.0) > 65_507 {
+                            self.fail(&path.key("message_up"), "a UDP message is one datagram: at most 65507 bytes");
+                        }
+                        Shape {
+                            protocol: a.protocol,
+                            message_up: a.message_up.0.max(1),
+                            message_down: a.message_down.0.max(1),
+                        }
+                    },
                 }
             })
             .collect();

@@ -52,6 +52,9 @@ pub struct ScenarioFile {
     pub gpos: Vec<GpoFile>,
     #[serde(rename = "local_policy", default)]
     pub local_policies: Vec<LocalPolicyFile>,
+    /// Packet-level settings (needed by `--granularity packet`).
+    #[serde(default)]
+    pub packet: Option<PacketFile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,4 +313,36 @@ pub struct AppFile {
     pub duration_sigma: f64,
     /// Name of a `traffic.diurnal` profile.
     pub diurnal: String,
+    /// Application message sizes: what the initiator sends per request and the responder
+    /// per response (each message is cut into MSS-sized segments, or one datagram for UDP).
+    pub message_up: ByteSize,
+    pub message_down: ByteSize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketFile {
+    /// Path MTU in bytes (IP packet).
+    pub mtu: u32,
+    /// Above the MTU: "pmtu" (the MSS shrinks) or "fragment".
+    pub over_mtu: String,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Suite of ESP-null SAs and of SAs that require encryption.
+    pub suite: String,
+    pub suite_encrypted: String,
+    /// Clients in VPN address pools reach the campus through NAT and use NAT-T.
+    pub nat_t_vpn_pools: bool,
+    /// Share of hosts whose sessions are replayed packet by packet (histogram, pcap).
+    pub sample_hosts: f64,
+    /// Time window of day 0 that `--pcap` captures, ["HH:MM:SS", "HH:MM:SS"].
+    pub pcap_window: [String; 2],
+    pub pcap_max_packets: u32,
+    /// Utilisation above which a WAN link counts as pushed over by IPsec.
+    pub wan_threshold: f64,
+    /// IPsec CPU cost per packet, and per byte by suite (ns), on either end.
+    pub cpu_per_packet: Duration,
+    pub cpu_ns_per_byte: BTreeMap<String, f64>,
+    /// Share of servers whose NICs offload IPsec encryption.
+    pub offload_fraction: f64,
 }

@@ -4,6 +4,7 @@ mod campus;
 mod common;
 mod engine;
 mod ipsec;
+mod packets;
 mod run;
 mod scenario;
 mod units;
