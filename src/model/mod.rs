@@ -13,4 +13,5 @@ pub mod secnet;
 pub mod streams;
 pub mod topology;
 pub mod traffic;
+pub mod wire;
 pub mod world;
