@@ -7,3 +7,4 @@ mod ipsec;
 mod run;
 mod scenario;
 mod units;
+mod wire;
