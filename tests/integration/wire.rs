@@ -325,6 +325,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Damaged packets (any bytes rewritten, any truncation) give an error, never a panic.
+    #[test]
+    fn decapsulating_garbage_is_an_error_not_a_panic(
+        e in encap_strategy(),
+        extra in 0u32..200,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut sa = sa_for(e, 0x6060);
+        let mut p = esp::encapsulate(&mut sa, &inner_packet(e.ip, e.ip.header_len() + extra))?;
+        for (at, byte) in edits {
+            let i = at.index(p.len());
+            p[i] = byte;
+        }
+        let keep = cut.index(p.len() + 1);
+        let _ = esp::decapsulate(&sa, &p);
+        let _ = esp::decapsulate(&sa, &p[..keep]);
+        let _ = esp::verify_checksums(&p[..keep]);
+    }
+}
+
 #[test]
 fn ah_covers_the_addresses_but_not_the_ttl() {
     for ip in [V4, V6] {
