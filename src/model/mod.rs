@@ -4,6 +4,7 @@
 
 pub mod campus;
 pub mod census;
+pub mod esp;
 pub mod ids;
 pub mod kinds;
 pub mod lint;

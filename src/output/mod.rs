@@ -1,5 +1,6 @@
 //! Everything that touches files: output rows, the run directory (written atomically) and
 //! charts. Model code hands results over as records; only this module serialises them.
 
+pub mod pcap;
 pub mod record;
 pub mod writer;

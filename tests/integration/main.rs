@@ -8,3 +8,4 @@ mod packets;
 mod run;
 mod scenario;
 mod units;
+mod wire;
