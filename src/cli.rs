@@ -52,6 +52,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Encapsulated size and overhead of one packet.
+    Wire {
+        /// esp-null-sha1, esp-null-sha256, esp-null-gmac128, esp-aes128gcm,
+        /// esp-aes128cbc-sha1, ah-sha1.
+        #[arg(long, default_value = "esp-null-sha1")]
+        suite: String,
+        /// transport or tunnel.
+        #[arg(long, default_value = "transport")]
+        mode: String,
+        /// UDP encapsulation for NAT traversal (RFC 3948).
+        #[arg(long)]
+        nat_t: bool,
+        /// IPv6 instead of IPv4.
+        #[arg(long)]
+        ipv6: bool,
+        /// Length of the inner IP packet (IP header included).
+        #[arg(long)]
+        ip_len: u32,
+        /// Path MTU.
+        #[arg(long, default_value_t = 1500)]
+        mtu: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -76,6 +100,10 @@ pub struct RunArgs {
     /// packet sized in clear and on the wire.
     #[arg(long, value_enum, default_value_t = GranularityArg::Sa)]
     pub granularity: GranularityArg,
+    /// Write the packets of the scenario's capture window to this libpcap file (needs
+    /// --granularity packet or both).
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
@@ -178,6 +206,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Wire { suite, mode, nat_t, ipv6, ip_len, mtu, json } => {
+            use crate::model::wire::{self, Encap, IpVersion, Mtu};
+            let bad = |what: &str, e: String| CliError::Input(format!("--{what}: {e}"));
+            let encap = Encap {
+                suite: suite.parse().map_err(|e: wire::WireError| bad("suite", e.to_string()))?,
+                mode: mode.parse().map_err(|e: wire::WireError| bad("mode", e.to_string()))?,
+                ip: if ipv6 { IpVersion::V6 } else { IpVersion::V4 },
+                nat_t,
+            };
+            let mtu = Mtu::new(mtu).map_err(|e| bad("mtu", e.to_string()))?;
+            let report = wire::report(&encap, ip_len, mtu).map_err(|e| bad("ip-len", e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{}", wire::render_text(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lint { scenario, seed, json } => {
             let sc = load(scenario.as_ref())?;
             let findings = run::lint_scenario(&sc, seed.unwrap_or(sc.run.seed))?;
@@ -262,6 +308,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
             GranularityArg::Packet => run::Granularity::Packet,
             GranularityArg::Both => run::Granularity::Both,
         },
+        pcap: args.pcap.clone(),
     };
     let outcome = run::execute(&req, &mut |f| {
         if let Some(b) = &bar {
@@ -332,5 +379,16 @@ fn render_summary(o: &run::RunOutcome) -> String {
         m.events_per_s / 1e6,
         m.peak_rss_bytes.map(|b| format!("{} MiB", b / (1 << 20))).unwrap_or_else(|| "n/a".into())
     );
+    if let Some((path, c)) = &o.pcap {
+        let _ = writeln!(
+            t,
+            "  pcap            {:>14}   packets ({} ESP/AH on {} SAs) of {} flows -> {}",
+            thousands(c.packets as u64),
+            thousands(c.esp_packets as u64),
+            c.security_associations,
+            c.flows,
+            path.display()
+        );
+    }
     t
 }

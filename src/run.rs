@@ -19,7 +19,7 @@ use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
 use crate::model::secnet::SecNet;
 use crate::model::streams::{entity, purpose};
 use crate::model::traffic::TrafficModel;
-use crate::model::world::{DayRecord, LinkDayRecord, Observer, World};
+use crate::model::world::{DayRecord, Layers, LinkDayRecord, Observer, World};
 use crate::output::record::{
     AppDayRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, ServerRow, Summary, TimelineIpsec, TimelinePackets,
     TimelineRow, WanLinkRow,
@@ -41,6 +41,14 @@ pub enum RunError {
         "{source_name}: [packet]: --granularity {granularity} needs the scenario's [packet] table (MTU, suites, sample, CPU costs)"
     )]
     NoPacketSettings { source_name: String, granularity: &'static str },
+    #[error("--pcap needs --granularity packet (or both): packets exist only at packet granularity")]
+    PcapNeedsPackets,
+    #[error("{path}: cannot write the capture: {source}")]
+    Pcap {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: cannot write the run directory: {source}")]
     Write {
         path: String,
@@ -84,11 +92,14 @@ pub struct RunRequest<'a> {
     pub days: u32,
     pub out: PathBuf,
     pub granularity: Granularity,
+    /// Write the packets of the scenario's capture window here (packet granularity).
+    pub pcap: Option<PathBuf>,
 }
 
 /// What a finished run reports back.
 pub struct RunOutcome {
     pub dir: PathBuf,
+    pub pcap: Option<(PathBuf, crate::output::capture::CaptureStats)>,
     pub summary: Summary,
     pub manifest: Manifest,
 }
@@ -145,6 +156,9 @@ pub fn lint_scenario(sc: &Scenario, seed: u64) -> Result<Vec<crate::model::lint:
 pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let sc = req.scenario;
+    if req.pcap.is_some() && !req.granularity.packets() {
+        return Err(RunError::PcapNeedsPackets);
+    }
     let campus = generate_campus(sc, req.seed)?;
     let census = Census::of(&campus);
     let traffic = TrafficModel::new(sc);
@@ -166,8 +180,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let mut world = World::new(
         &campus,
         &traffic,
-        secnet,
-        packets,
+        Layers { secnet, packets },
         req.seed,
         req.days,
         sc.run.utilisation_bin,
@@ -453,8 +466,23 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         files: files.digests(),
     };
     files.add_json("manifest.json", &manifest).map_err(write_err)?;
+    let pcap = match (&req.pcap, &packet_layer) {
+        (Some(path), Some(layer)) => {
+            let stats = crate::output::capture::write(
+                path,
+                &layer.captured,
+                &campus,
+                &sc.traffic.apps,
+                &layer.params.model,
+                req.seed,
+            )
+            .map_err(|source| RunError::Pcap { path: path.display().to_string(), source })?;
+            Some((path.clone(), stats))
+        }
+        _ => None,
+    };
     files.commit(&req.out).map_err(write_err)?;
-    Ok(RunOutcome { dir: req.out.clone(), summary, manifest })
+    Ok(RunOutcome { dir: req.out.clone(), pcap, summary, manifest })
 }
 
 /// (wire - clear) / clear in percent.

@@ -282,8 +282,26 @@ pub fn build_inner(flow: &Flow, ip_len: u32) -> Result<Vec<u8>, EspError> {
     if ip_len as usize > max_len(v) {
         return Err(EspError::TooLong { len: ip_len, max: max_len(v) as u32 });
     }
-    let total = ip_len as usize;
-    let seg_len = total - hdr_len(v);
+    let payload: Vec<u8> = filler(ip_len as usize - min as usize).collect();
+    build_inner_with(flow, &[], &payload)
+}
+
+/// A clear IP packet for `flow` carrying TCP `options` (a multiple of 4 bytes, at most 40;
+/// ignored for UDP) and exactly `payload`: headers with correct lengths and checksums.
+pub fn build_inner_with(flow: &Flow, options: &[u8], payload: &[u8]) -> Result<Vec<u8>, EspError> {
+    let v = version_of(flow.src);
+    if v != version_of(flow.dst) {
+        return Err(EspError::MixedAddressFamilies);
+    }
+    let options = if matches!(flow.l4, L4::Tcp { .. }) { options } else { &[] };
+    if options.len() % 4 != 0 || options.len() > 40 {
+        return Err(EspError::Malformed { expected: v, why: "TCP options must be a multiple of 4 bytes, at most 40" });
+    }
+    let seg_len = flow.l4.header_len() as usize + options.len() + payload.len();
+    let total = hdr_len(v) + seg_len;
+    if total > max_len(v) {
+        return Err(EspError::TooLong { len: total as u32, max: max_len(v) as u32 });
+    }
     let mut seg = Vec::with_capacity(seg_len);
     match flow.l4 {
         L4::Tcp { src_port, dst_port, seq, ack, flags } => {
@@ -291,11 +309,12 @@ pub fn build_inner(flow: &Flow, ip_len: u32) -> Result<Vec<u8>, EspError> {
             seg.extend_from_slice(&dst_port.to_be_bytes());
             seg.extend_from_slice(&seq.to_be_bytes());
             seg.extend_from_slice(&ack.to_be_bytes());
-            seg.push(5 << 4); // data offset: 5 words
+            seg.push(((5 + options.len() / 4) as u8) << 4); // data offset in words
             seg.push(flags.0);
             seg.extend_from_slice(&65_535u16.to_be_bytes()); // window
             seg.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-            seg.extend(filler(seg_len - 20));
+            seg.extend_from_slice(options);
+            seg.extend_from_slice(payload);
             let c = l4_checksum(&flow.src, &flow.dst, proto::TCP, &seg);
             seg[16..18].copy_from_slice(&c.to_be_bytes());
         }
@@ -304,15 +323,49 @@ pub fn build_inner(flow: &Flow, ip_len: u32) -> Result<Vec<u8>, EspError> {
             seg.extend_from_slice(&dst_port.to_be_bytes());
             seg.extend_from_slice(&(seg_len as u16).to_be_bytes());
             seg.extend_from_slice(&[0, 0]);
-            seg.extend(filler(seg_len - 8));
+            seg.extend_from_slice(payload);
             let c = udp_checksum(&flow.src, &flow.dst, &seg);
             seg[6..8].copy_from_slice(&c.to_be_bytes());
         }
-        L4::Opaque { .. } => seg.extend(filler(seg_len)),
+        L4::Opaque { .. } => seg.extend_from_slice(payload),
     }
     let mut pkt = ip_header(&flow.src, &flow.dst, flow.l4.protocol(), total, 0, true);
     pkt.extend_from_slice(&seg);
     Ok(pkt)
+}
+
+/// The TCP options of a Windows SYN (12 bytes): MSS, NOP, window scale, NOP, NOP,
+/// SACK permitted.
+pub fn syn_options(mss: u16) -> [u8; 12] {
+    let m = mss.to_be_bytes();
+    [2, 4, m[0], m[1], 1, 3, 3, 8, 1, 1, 4, 2]
+}
+
+/// A well-formed DNS message of `len` bytes with transaction `id`: one A query for a name made of filler labels
+/// sized to fit, and for a response the answer flags. The smallest message is 17 bytes, and
+/// 18 cannot be made (a label takes two bytes at least), so those lengths come out larger.
+pub fn dns_message(len: usize, response: bool, id: u16) -> Vec<u8> {
+    let len = if len == 18 { 19 } else { len.max(17) };
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(if response { &[0x81, 0x80] } else { &[0x01, 0x00] });
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // one question
+    // The name takes len - 12 (header) - 4 (type, class) bytes, root label included.
+    let mut name_left = len - 16 - 1;
+    while name_left > 0 {
+        // Labels of at most 63 bytes; never leave a remainder of 1 (a label needs 2).
+        let mut take = name_left.min(64);
+        if name_left - take == 1 {
+            take -= 1;
+        }
+        let label = take - 1;
+        m.push(label as u8);
+        m.extend((0..label).map(|i| b'a' + (i % 26) as u8));
+        name_left -= take;
+    }
+    m.push(0);
+    m.extend_from_slice(&[0, 1, 0, 1]); // type A, class IN
+    m
 }
 
 /// What the IP header of a plain packet says.

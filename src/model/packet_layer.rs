@@ -13,7 +13,8 @@
 //! - CPU: both ends of a protected flow pay `per_packet` for every wire packet plus the
 //!   suite's cost per byte; servers with offload NICs pay no per-byte cost for encrypting
 //!   suites. A session's cost is booked in the hour it starts.
-//! - Pure: the pcap window's flows are recorded as data for `output` to turn into bytes.
+//! - The capture window (day 0) records every session that starts in it, of any host,
+//!   until the packet cap; `output::capture` turns them into bytes. Pure.
 
 use super::campus::{Campus, SubnetPurpose};
 use super::ids::{AppId, HostId};
@@ -85,6 +86,8 @@ pub struct PacketLayer<'a> {
     pub client_cpu_ns: f64,
     pub captured: Vec<CapturedFlow>,
     captured_packets: u64,
+    /// Sessions in the capture window left out because of the packet cap.
+    pub capture_skipped: u64,
 }
 
 /// Encapsulation of a protected flow.
@@ -135,6 +138,7 @@ impl<'a> PacketLayer<'a> {
             client_cpu_ns: 0.0,
             captured: Vec::new(),
             captured_packets: 0,
+            capture_skipped: 0,
         }
     }
 
@@ -173,11 +177,40 @@ impl<'a> PacketLayer<'a> {
         if self.sampled[s.initiator.index()] {
             self.replay(s, &clear, &wire);
         }
+        self.capture(s, &wire);
         (clear, wire)
     }
 
+    /// Records the session for the pcap if it starts in the capture window of day 0 and
+    /// its packets fit under the cap (later sessions are left out whole).
+    fn capture(&mut self, s: &SessionPackets, wire: &Totals) {
+        let (from, to) = self.params.pcap_window;
+        let tod = s.start.time_of_day();
+        if s.start.day() != 0 || tod < from || tod >= to {
+            return;
+        }
+        if self.captured_packets + wire.packets_total() > u64::from(self.params.pcap_max_packets) {
+            self.capture_skipped += 1;
+            return;
+        }
+        self.captured_packets += wire.packets_total();
+        self.captured.push(CapturedFlow {
+            start: s.start,
+            duration: s.duration,
+            app: s.app,
+            initiator: s.initiator,
+            responder: s.responder,
+            responder_addr: s.responder_addr,
+            bytes_up: s.bytes_up,
+            bytes_down: s.bytes_down,
+            encap: s.encap,
+            sa: s.sa,
+            seq: s.seq,
+        });
+    }
+
     /// The sample: every packet one by one, into the histogram, checked against the
-    /// closed form, and recorded for the pcap when in its window.
+    /// closed form.
     fn replay(&mut self, s: &SessionPackets, clear: &Totals, wire: &Totals) {
         let app = &self.apps[s.app.index()];
         let model = &self.params.model;
@@ -194,28 +227,6 @@ impl<'a> PacketLayer<'a> {
             bucket.pure_acks += u64::from(p.kind == PacketKind::Ack && p.payload == 0);
             bucket.clear_bytes += u64::from(p.ip_len);
             bucket.wire_bytes += wire_bytes;
-        }
-        let (from, to) = self.params.pcap_window;
-        let tod = s.start.time_of_day();
-        if s.start.day() == 0
-            && tod >= from
-            && tod < to
-            && self.captured_packets + packets.len() as u64 <= u64::from(self.params.pcap_max_packets)
-        {
-            self.captured_packets += packets.len() as u64;
-            self.captured.push(CapturedFlow {
-                start: s.start,
-                duration: s.duration,
-                app: s.app,
-                initiator: s.initiator,
-                responder: s.responder,
-                responder_addr: s.responder_addr,
-                bytes_up: s.bytes_up,
-                bytes_down: s.bytes_down,
-                encap: s.encap,
-                sa: s.sa,
-                seq: s.seq,
-            });
         }
     }
 

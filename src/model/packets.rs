@@ -10,8 +10,9 @@
 //!   bytes); an odd last segment is acknowledged by the receiver's next message when one
 //!   follows at once, else by a pure ACK;
 //! - teardown FIN, ACK, FIN, ACK (40 bytes each).
-//! A UDP session is one datagram (28 bytes of headers) per message, IP-fragmented above
-//! the MTU.
+//!
+//! A UDP session is one datagram (28 bytes of headers) per message, the remainder riding in
+//! the last one, IP-fragmented above the MTU.
 //!
 //! Under IPsec every packet is encapsulated (`wire`). Above the MTU the scenario chooses:
 //! path-MTU discovery (the MSS shrinks so encapsulated segments fit) or fragmentation.
@@ -116,11 +117,17 @@ struct Plan {
 
 impl Plan {
     fn new(shape: &Shape, bytes_up: u64, bytes_down: u64) -> Plan {
+        let udp = shape.protocol == Protocol::Udp;
         let split = |bytes: u64, size: u64| -> (u64, u64) {
+            let size = size.max(1);
             if bytes == 0 {
                 (0, 0)
+            } else if udp && bytes >= size {
+                // Datagrams are whole messages: what is left over rides in the last one
+                // (a few stray bytes are not a datagram of their own).
+                let n = bytes / size;
+                (n, size + bytes % size)
             } else {
-                let size = size.max(1);
                 let n = bytes.div_ceil(size);
                 (n, bytes - (n - 1) * size)
             }

@@ -338,6 +338,13 @@ pub fn host_day_sessions(
     out
 }
 
+/// The optional layers of a run: IPsec (policy and SAs) and packets.
+#[derive(Default)]
+pub struct Layers<'a> {
+    pub secnet: Option<SecNet<'a>>,
+    pub packets: Option<PacketLayer<'a>>,
+}
+
 pub struct World<'a, O: Observer> {
     campus: &'a Campus,
     traffic: &'a TrafficModel,
@@ -360,14 +367,14 @@ impl<'a, O: Observer> World<'a, O> {
     pub fn new(
         campus: &'a Campus,
         traffic: &'a TrafficModel,
-        secnet: Option<SecNet<'a>>,
-        packets: Option<PacketLayer<'a>>,
+        layers: Layers<'a>,
         seed: u64,
         days: u32,
         bin: SimDuration,
         observer: O,
     ) -> Self {
         let streams = RngStreams::new(seed);
+        let Layers { secnet, packets } = layers;
         World {
             campus,
             traffic,

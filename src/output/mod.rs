@@ -1,6 +1,7 @@
 //! Everything that touches files: output rows, the run directory (written atomically) and
 //! charts. Model code hands results over as records; only this module serialises them.
 
+pub mod capture;
 pub mod pcap;
 pub mod record;
 pub mod writer;

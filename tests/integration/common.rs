@@ -51,3 +51,32 @@ pub fn full() -> &'static (Scenario, Campus) {
         (sc, campus)
     })
 }
+
+/// Whether tshark is on PATH; with `DOMISO_REQUIRE_TSHARK` set (as `.ci/run` does), its
+/// absence is a failure, not a skip.
+pub fn tshark_available() -> bool {
+    let found = Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if !found {
+        if std::env::var_os("DOMISO_REQUIRE_TSHARK").is_some() {
+            panic!("DOMISO_REQUIRE_TSHARK is set but tshark is not on PATH");
+        }
+        eprintln!("notice: tshark not on PATH; skipping the Wireshark dissection check");
+    }
+    found
+}
+
+/// Runs tshark over `file` with extra options, returning one row of fields per frame.
+pub fn tshark_fields(file: &Path, opts: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n").arg("-r").arg(file);
+    for o in opts {
+        cmd.arg("-o").arg(o);
+    }
+    cmd.args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]);
+    for f in fields {
+        cmd.arg("-e").arg(f);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
+}

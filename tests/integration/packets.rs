@@ -9,7 +9,7 @@ use domiso::model::packets::{OverMtu, PacketKind, PacketModel, Shape};
 use domiso::model::wire::{Encap, EncapMode, IpVersion, Mtu, Suite};
 use proptest::prelude::*;
 
-use crate::common::{domiso, scratch};
+use crate::common::{domiso, scratch, tshark_available, tshark_fields};
 
 fn encaps() -> Vec<Option<Encap>> {
     let mut v = vec![None];
@@ -205,4 +205,68 @@ fn overhead_follows_the_mechanisms() {
     assert!(m(&frag) != m(&null));
     let cpu = |v: &serde_json::Value| v["server_ipsec_cpu_pct_max"].as_f64().unwrap();
     assert!(cpu(&cbc) > cpu(&null), "encryption costs CPU");
+}
+
+#[test]
+fn pcap_of_a_window_opens_cleanly_in_tshark() {
+    let dir = scratch("packet-pcap");
+    let pcap = dir.join("window.pcap");
+    let out = domiso(&[
+        "run",
+        "scenarios/reduced-campus.toml",
+        "--granularity",
+        "packet",
+        "--out",
+        dir.join("run").to_str().unwrap(),
+        "--pcap",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let packets = domiso::output::pcap::read_pcap(&pcap).unwrap();
+    assert!(packets.len() > 1000, "the window holds a few thousand packets: {}", packets.len());
+    assert!(packets.windows(2).all(|w| w[0].time_ns <= w[1].time_ns), "in time order");
+    // ESP with real SPIs: every ESP packet of an SA carries its SPI and the next sequence
+    // number (the same crate reads back what it wrote).
+    let mut seqs: std::collections::BTreeMap<u32, u32> = Default::default();
+    let mut esp = 0;
+    for p in &packets {
+        let ip = &p.ip_packet;
+        if ip[9] == 50 {
+            esp += 1;
+            let spi = u32::from_be_bytes(ip[20..24].try_into().unwrap());
+            let seq = u32::from_be_bytes(ip[24..28].try_into().unwrap());
+            let last = seqs.insert(spi, seq).unwrap_or(0);
+            assert_eq!(seq, last + 1, "SPI {spi:#x}: sequence numbers run on consecutively");
+        }
+    }
+    assert!(esp > packets.len() / 2 && seqs.len() > 10, "{esp} ESP packets on {} SAs", seqs.len());
+    if !tshark_available() {
+        return;
+    }
+    let checks = [
+        "ip.check_checksum:TRUE",
+        "tcp.check_checksum:TRUE",
+        "udp.check_checksum:TRUE",
+        "esp.enable_null_encryption_decode_heuristic:TRUE",
+    ];
+    let rows = tshark_fields(
+        &pcap,
+        &checks,
+        &["frame.number", "_ws.malformed", "_ws.expert.severity", "esp.spi", "esp.sequence", "tcp.srcport"],
+    );
+    assert_eq!(rows.len(), packets.len(), "tshark reads every frame");
+    let mut by_spi: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for r in &rows {
+        assert!(r[1].is_empty(), "frame {} is malformed", r[0]);
+        let worst = r[2].split(',').filter(|s| !s.is_empty()).map(|s| s.parse::<u32>().unwrap()).max().unwrap_or(0);
+        assert!(worst < 0x0060_0000, "frame {}: expert warning or worse ({worst:#x})", r[0]);
+        if !r[3].is_empty() {
+            by_spi.entry(r[3].clone()).or_default().push(r[4].parse().unwrap());
+            assert!(!r[5].is_empty(), "frame {}: the inner TCP of ESP-null decodes", r[0]);
+        }
+    }
+    for (spi, s) in &by_spi {
+        assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "SPI {spi}: consecutive sequence numbers");
+    }
+    assert_eq!(by_spi.len(), seqs.len(), "tshark sees the same SAs");
 }

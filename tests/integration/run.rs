@@ -104,7 +104,14 @@ fn run_writes_the_contracted_files_and_is_deterministic() {
 fn session_counts_match_the_rates_the_model_was_given() {
     let (sc, campus) = reduced();
     let dir = scratch("run-rates");
-    let req = RunRequest { scenario: sc, seed: 1, days: 1, out: dir.join("out"), granularity: run::Granularity::Sa };
+    let req = RunRequest {
+        scenario: sc,
+        seed: 1,
+        days: 1,
+        out: dir.join("out"),
+        granularity: run::Granularity::Sa,
+        pcap: None,
+    };
     run::execute(&req, &mut |_| {}).unwrap();
     let traffic = TrafficModel::new(sc);
     let factor = traffic.day_factor(0);

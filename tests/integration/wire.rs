@@ -5,8 +5,6 @@
 //! installed) Wireshark's own dissection of what we write.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
-use std::process::Command;
 
 use domiso::model::esp::{self, Endpoints, EspError, Flow, L4, Sa, Spi, TcpFlags};
 use domiso::model::wire::{
@@ -16,7 +14,7 @@ use domiso::model::wire::{
 use domiso::output::pcap::{PcapPacket, read_pcap, write_pcap};
 use proptest::prelude::*;
 
-use crate::common::scratch;
+use crate::common::{scratch, tshark_available, tshark_fields};
 
 use EncapMode::{Transport, Tunnel};
 use IpVersion::{V4, V6};
@@ -454,33 +452,6 @@ fn pcap_round_trip() {
 // ---------------------------------------------------------------------------------------
 // tshark: Wireshark's dissectors as an outside judge.
 // ---------------------------------------------------------------------------------------
-
-fn tshark_available() -> bool {
-    let found = Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    if !found {
-        if std::env::var_os("DOMISO_REQUIRE_TSHARK").is_some() {
-            panic!("DOMISO_REQUIRE_TSHARK is set but tshark is not on PATH");
-        }
-        eprintln!("notice: tshark not on PATH; skipping the Wireshark dissection check");
-    }
-    found
-}
-
-/// Runs tshark over `file` with extra options, returning one row of fields per frame.
-fn tshark_fields(file: &Path, opts: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-n").arg("-r").arg(file);
-    for o in opts {
-        cmd.arg("-o").arg(o);
-    }
-    cmd.args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]);
-    for f in fields {
-        cmd.arg("-e").arg(f);
-    }
-    let out = cmd.output().expect("run tshark");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
-}
 
 /// Wireshark's checksum validation (off by default).
 const CHECKSUMS: [&str; 3] = ["ip.check_checksum:TRUE", "tcp.check_checksum:TRUE", "udp.check_checksum:TRUE"];
