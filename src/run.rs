@@ -16,6 +16,7 @@ use crate::model::census::{Census, round4};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
 use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
+use crate::model::population::Population;
 use crate::model::secnet::SecNet;
 use crate::model::streams::{entity, purpose};
 use crate::model::traffic::TrafficModel;
@@ -132,10 +133,10 @@ pub fn generate_campus(scenario: &Scenario, seed: u64) -> Result<Campus, RunErro
 
 /// The IPsec layer of a campus: policies assigned, credentials and Kerberos reachability
 /// resolved. Local-policy membership is drawn from each host's policy stream.
-pub fn build_secnet<'a>(sc: &'a Scenario, campus: &'a Campus, seed: u64) -> Option<SecNet<'a>> {
+pub fn build_secnet<'a>(sc: &'a Scenario, campus: &'a Campus, seed: u64, pop: &Population) -> Option<SecNet<'a>> {
     let streams = crate::engine::rng::RngStreams::new(seed);
     sc.ipsec.as_ref().map(|params| {
-        SecNet::new(campus, &sc.policy, params, |h: HostId| {
+        SecNet::new(campus, sc.policy.clone(), params, pop, |h: HostId| {
             use rand::RngExt;
             let mut rng = streams.stream(crate::engine::rng::StreamKey::new(entity::HOST, h.0, purpose::POLICY, 0));
             rng.random::<f64>()
@@ -146,7 +147,8 @@ pub fn build_secnet<'a>(sc: &'a Scenario, campus: &'a Campus, seed: u64) -> Opti
 /// Lints a scenario's IPsec policy on its campus.
 pub fn lint_scenario(sc: &Scenario, seed: u64) -> Result<Vec<crate::model::lint::Finding>, RunError> {
     let campus = generate_campus(sc, seed)?;
-    Ok(match build_secnet(sc, &campus, seed) {
+    let pop = Population::new(&campus);
+    Ok(match build_secnet(sc, &campus, seed, &pop) {
         Some(mut net) => crate::model::lint::lint(sc, &campus, &mut net),
         None => Vec::new(),
     })
@@ -162,7 +164,8 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let campus = generate_campus(sc, req.seed)?;
     let census = Census::of(&campus);
     let traffic = TrafficModel::new(sc);
-    let secnet = build_secnet(sc, &campus, req.seed);
+    let population = Population::new(&campus);
+    let secnet = build_secnet(sc, &campus, req.seed, &population);
     let packets = if req.granularity.packets() {
         let params = sc.packet.as_ref().ok_or_else(|| RunError::NoPacketSettings {
             source_name: sc.source.clone(),
@@ -180,7 +183,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let mut world = World::new(
         &campus,
         &traffic,
-        Layers { secnet, packets },
+        Layers { population, secnet, packets },
         req.seed,
         req.days,
         sc.run.utilisation_bin,

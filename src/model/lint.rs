@@ -528,11 +528,11 @@ fn host_findings(out: &mut Vec<Finding>, sc: &Scenario, params: &IpsecParams, ca
         .hosts
         .iter()
         .enumerate()
-        .filter(|(i, h)| {
+        .filter(|(_, h)| {
             h.is_managed()
                 && h.os.ipsec_capable()
                 && !denied_on_purpose(h)
-                && set.gpo_for(campus, HostId::from_index(*i)).is_none()
+                && h.domain.and_then(|d| set.gpo_for(d, h.groups)).is_none()
         })
         .count() as u64;
     if orphans > 0 && !set.gpos.is_empty() {

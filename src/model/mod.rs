@@ -11,6 +11,7 @@ pub mod lint;
 pub mod packet_layer;
 pub mod packets;
 pub mod policy;
+pub mod population;
 pub mod sa;
 pub mod secnet;
 pub mod streams;

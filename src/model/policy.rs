@@ -21,7 +21,7 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::campus::{Campus, SubnetPurpose};
+use super::campus::{Campus, GroupSet, SubnetPurpose};
 use super::ids::{DomainId, GroupId, HostId};
 use super::kinds::{ClientCategory, HostKind, Os, Role};
 use crate::engine::SimDuration;
@@ -337,65 +337,18 @@ impl PolicySet {
             .max()
     }
 
-    /// The GPO that applies to a managed host, if any (first in precedence order).
-    pub fn gpo_for(&self, campus: &Campus, host: HostId) -> Option<usize> {
-        let h = campus.host(host);
-        let domain = h.domain?;
+    /// The GPO that applies to a computer joined to `domain` with these group
+    /// memberships, if any (the first in precedence order).
+    pub fn gpo_for(&self, domain: DomainId, groups: GroupSet) -> Option<usize> {
         let holds = |p: &Principal| match p {
             Principal::DomainComputers => true,
-            Principal::Group(g) => h.groups.contains(*g),
+            Principal::Group(g) => groups.contains(*g),
         };
         self.gpos.iter().position(|g| {
             g.domains.as_ref().is_none_or(|ds| ds.contains(&domain))
                 && g.apply.iter().any(holds)
                 && !g.deny.iter().any(holds)
         })
-    }
-}
-
-/// What each host holds: its policy and credentials. Derived from the campus and the
-/// policy set (and, for local policies, a per-host draw made by the caller).
-#[derive(Clone, Debug)]
-pub struct Assignment {
-    /// Active policy per host.
-    pub policy: Vec<Option<u16>>,
-    /// Per host: has a machine certificate.
-    pub certificate: Vec<bool>,
-    /// Per host: names of the pre-shared keys it holds.
-    pub psk: Vec<Vec<String>>,
-}
-
-impl Assignment {
-    /// Resolves GPOs for managed hosts; `local_draw(host)` gives the host's uniform draw
-    /// for local-policy membership.
-    pub fn resolve(set: &PolicySet, campus: &Campus, local_draw: impl Fn(HostId) -> f64) -> Assignment {
-        let n = campus.hosts.len();
-        let mut a = Assignment { policy: vec![None; n], certificate: vec![false; n], psk: vec![Vec::new(); n] };
-        for i in 0..n {
-            let id = HostId::from_index(i);
-            let h = campus.host(id);
-            if !h.os.ipsec_capable() {
-                continue;
-            }
-            if h.is_managed() {
-                a.policy[i] = set.gpo_for(campus, id).map(|g| set.gpos[g].policy as u16);
-            } else if let HostKind::Client(cat) = h.kind {
-                let u = local_draw(id);
-                if let Some(lp) = set.local_policies.iter().find(|lp| lp.clients.contains(&cat)) {
-                    if u < lp.fraction {
-                        a.policy[i] = Some(lp.policy as u16);
-                        for c in &lp.credentials {
-                            match c {
-                                AuthMethod::Certificate => a.certificate[i] = true,
-                                AuthMethod::Psk(k) => a.psk[i].push(k.clone()),
-                                AuthMethod::Kerberos => {}
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        a
     }
 }
 
@@ -516,7 +469,9 @@ pub struct PolicyEngine {
 }
 
 impl PolicyEngine {
-    pub fn new(set: &PolicySet, campus: &Campus) -> PolicyEngine {
+    /// Compiles `set` for `campus`, with group memberships as they are now (`groups`, per
+    /// host) for `group:` addresses.
+    pub fn new(set: &PolicySet, campus: &Campus, groups: &[GroupSet]) -> PolicyEngine {
         let resolve = |a: &AddrSpec| -> AddrMatch {
             match a {
                 AddrSpec::Any => AddrMatch::Any,
@@ -531,9 +486,9 @@ impl PolicyEngine {
                         .chain(campus.clusters.iter().filter(|c| c.service == *r).map(|c| c.vip))
                         .collect(),
                 ),
-                AddrSpec::Group(g, _) => {
-                    AddrMatch::Hosts(campus.hosts.iter().filter(|h| h.groups.contains(*g)).map(|h| h.addr).collect())
-                }
+                AddrSpec::Group(g, _) => AddrMatch::Hosts(
+                    campus.hosts.iter().zip(groups).filter(|(_, gs)| gs.contains(*g)).map(|(h, _)| h.addr).collect(),
+                ),
                 AddrSpec::Purpose(p) => AddrMatch::Prefixes(
                     campus
                         .subnets

@@ -13,15 +13,18 @@
 //!   deadlines ([`SaTimer`]).
 //! - Deterministic: no randomness of its own, hash maps used for lookup only.
 
+use std::rc::Rc;
+
 use rustc_hash::FxHashMap;
 
 use super::campus::{Campus, Endpoint};
 use super::ids::{ClusterId, HostId};
 use super::kinds::{Affinity, HostKind, Role};
 use super::policy::{
-    ActionKind, Assignment, BlockReason, ClearReason, Decision, Flow, Packet, PolicyEngine, PolicySet, Service, Side,
+    ActionKind, AuthMethod, BlockReason, ClearReason, Decision, Flow, Packet, PolicyEngine, PolicySet, Service, Side,
     decide,
 };
+use super::population::{NapMode, Population};
 
 /// The service the lint's reachability probes use (SMB, the workhorse of the campus).
 const SMB: Service = Service { protocol: 6, port: 445 };
@@ -95,15 +98,27 @@ struct PairEntry {
     idle_check: Option<SimTime>,
 }
 
+/// One published version of the policy configuration, compiled for this campus.
+struct Version {
+    set: Rc<PolicySet>,
+    engine: PolicyEngine,
+}
+
 pub struct SecNet<'a> {
     campus: &'a Campus,
-    set: &'a PolicySet,
     params: &'a IpsecParams,
-    engine: PolicyEngine,
-    pub assignment: Assignment,
-    /// Per host: can get Kerberos tickets (joined, and its DC reachable in clear).
+    /// Every version published so far (the rollout adds one per change); hosts move to the
+    /// latest at their Group Policy refresh.
+    versions: Vec<Version>,
+    /// Per host: the version it applied and its policy in that version.
+    applied: Vec<(u16, Option<u16>)>,
+    /// Per host: a local policy (index in version 0's local policies) and its credentials.
+    local: Vec<Option<u16>>,
+    local_certificate: Vec<bool>,
+    local_psk: Rc<Vec<Vec<String>>>,
+    /// Per host: can get Kerberos tickets (joined, and its DC reachable in clear), as of
+    /// its last refresh.
     pub kerberos: Vec<bool>,
-    certificate: Vec<bool>,
     sas: FxHashMap<u64, PairEntry>,
     mm_live: Vec<u32>,
     qm_live: Vec<u32>,
@@ -125,20 +140,54 @@ fn pair_hosts(key: u64) -> (HostId, HostId) {
     (HostId((key >> 32) as u32), HostId(key as u32))
 }
 
+/// A side of a connection under `set`: the matched rule's action and authentication, the
+/// host's OS and credentials.
+fn side<'s>(
+    set: &'s PolicySet,
+    campus: &Campus,
+    host: HostId,
+    policy: Option<u16>,
+    rule: Option<u16>,
+    creds: Creds,
+    psk: &'s [String],
+) -> Side<'s> {
+    let h = campus.host(host);
+    let (action, rule_auth): (Option<ActionKind>, &'s [super::policy::AuthMethod]) = match (policy, rule) {
+        (Some(p), Some(r)) => {
+            let rule = &set.policies[p as usize].rules[r as usize];
+            (Some(set.actions[rule.action].kind), rule.auth.as_slice())
+        }
+        _ => (None, &[]),
+    };
+    Side {
+        os: h.os,
+        simple_policy: h.has_simple_policy(),
+        action,
+        rule_auth,
+        kerberos: creds.kerberos,
+        certificate: creds.certificate,
+        psk,
+    }
+}
+
+/// What a host can authenticate with right now.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Creds {
+    kerberos: bool,
+    certificate: bool,
+}
+
 impl<'a> SecNet<'a> {
-    /// `local_draw(host)`: the host's uniform draw for local-policy membership.
+    /// The IPsec layer with `set` as version 0, applied by every host. `local_draw(host)`:
+    /// the host's uniform draw for local-policy membership.
     pub fn new(
         campus: &'a Campus,
-        set: &'a PolicySet,
+        set: PolicySet,
         params: &'a IpsecParams,
+        pop: &Population,
         local_draw: impl Fn(HostId) -> f64,
     ) -> Self {
-        let assignment = Assignment::resolve(set, campus, local_draw);
-        let engine = PolicyEngine::new(set, campus);
         let n = campus.hosts.len();
-        let certificate: Vec<bool> = (0..n)
-            .map(|i| assignment.certificate[i] || (params.managed_certificates && campus.hosts[i].is_managed()))
-            .collect();
         let mut server_slot = vec![u32::MAX; n];
         let mut servers = Vec::new();
         for (i, h) in campus.hosts.iter().enumerate() {
@@ -147,14 +196,37 @@ impl<'a> SecNet<'a> {
                 servers.push((HostId::from_index(i), ServerStats::default()));
             }
         }
+        let mut local = vec![None; n];
+        let mut local_certificate = vec![false; n];
+        let mut local_psk = vec![Vec::new(); n];
+        for (i, h) in campus.hosts.iter().enumerate() {
+            let HostKind::Client(cat) = h.kind else { continue };
+            if !h.os.ipsec_capable() || h.is_managed() {
+                continue;
+            }
+            let u = local_draw(HostId::from_index(i));
+            if let Some((li, lp)) = set.local_policies.iter().enumerate().find(|(_, lp)| lp.clients.contains(&cat)) {
+                if u < lp.fraction {
+                    local[i] = Some(li as u16);
+                    for c in &lp.credentials {
+                        match c {
+                            AuthMethod::Certificate => local_certificate[i] = true,
+                            AuthMethod::Psk(k) => local_psk[i].push(k.clone()),
+                            AuthMethod::Kerberos => {}
+                        }
+                    }
+                }
+            }
+        }
         let mut net = SecNet {
             campus,
-            set,
             params,
-            engine,
-            assignment,
+            versions: Vec::new(),
+            applied: vec![(0, None); n],
+            local,
+            local_certificate,
+            local_psk: Rc::new(local_psk),
             kerberos: vec![false; n],
-            certificate,
             sas: FxHashMap::default(),
             mm_live: vec![0; n],
             qm_live: vec![0; n],
@@ -164,55 +236,133 @@ impl<'a> SecNet<'a> {
             live_qm: 0,
             live_soft: 0,
         };
-        net.kerberos = (0..n).map(|i| net.reaches_dc_in_clear(HostId::from_index(i))).collect();
+        net.publish(set, pop);
+        for i in 0..n {
+            net.assign(HostId::from_index(i), pop);
+        }
+        for i in 0..n {
+            net.kerberos[i] = net.reaches_dc_in_clear(HostId::from_index(i), pop);
+        }
         net
+    }
+
+    /// Publishes a new policy configuration; hosts take it at their next refresh
+    /// ([`SecNet::refresh`]). Returns its version number.
+    pub fn publish(&mut self, set: PolicySet, pop: &Population) -> u16 {
+        let engine = PolicyEngine::new(&set, self.campus, &pop.groups);
+        self.versions.push(Version { set: Rc::new(set), engine });
+        (self.versions.len() - 1) as u16
+    }
+
+    /// The latest published version.
+    pub fn latest(&self) -> u16 {
+        (self.versions.len() - 1) as u16
+    }
+
+    /// The policy a host would hold under the latest version, given who it is now.
+    fn assign(&mut self, host: HostId, pop: &Population) {
+        let v = self.latest();
+        let set = &self.versions[v as usize].set;
+        let h = self.campus.host(host);
+        let policy = if !h.os.ipsec_capable() {
+            None
+        } else if let Some(d) = pop.domain(host) {
+            set.gpo_for(d, pop.groups(host)).map(|g| set.gpos[g].policy as u16)
+        } else if pop.is_reimaging(host) {
+            // A rebuilt PC has no policy until it rejoins.
+            None
+        } else {
+            self.local[host.index()].and_then(|l| set.local_policies.get(l as usize)).map(|lp| lp.policy as u16)
+        };
+        self.applied[host.index()] = (v, policy);
+    }
+
+    /// Group Policy refresh (or boot, join, rejoin): the host takes the latest version and
+    /// re-checks that it can reach its domain controller in clear. Returns whether its
+    /// policy changed.
+    pub fn refresh(&mut self, host: HostId, pop: &Population) -> bool {
+        let before = self.applied[host.index()];
+        let old_policy = before.1.map(|p| (self.versions[before.0 as usize].set.clone(), p));
+        self.assign(host, pop);
+        self.kerberos[host.index()] = self.reaches_dc_in_clear(host, pop);
+        let after = self.applied[host.index()];
+        match (old_policy, after.1) {
+            (None, None) => false,
+            (Some((set, p)), Some(q)) => !Rc::ptr_eq(&set, &self.versions[after.0 as usize].set) || p != q,
+            _ => true,
+        }
     }
 
     /// Kerberos needs the host's domain controller reachable without IPsec (IKE cannot
     /// authenticate before it has a ticket): the bootstrap rule behind exempting DCs.
-    fn reaches_dc_in_clear(&mut self, host: HostId) -> bool {
-        let h = self.campus.host(host);
-        if h.domain.is_none() {
+    fn reaches_dc_in_clear(&mut self, host: HostId, pop: &Population) -> bool {
+        if !pop.is_managed(host) {
             return false;
         }
         let Some(dc) = self.campus.home_server(host, Role::Dc) else {
             return false;
         };
-        let (hp, dp) = (self.policy_of(host), self.policy_of(dc));
         let kerberos = Service { protocol: 17, port: 88 };
-        let (me, peer) = (self.engine.host(host), self.engine.host(dc));
-        let init_action =
-            hp.and_then(|p| self.engine.match_flow(p, Flow { me, peer, outbound: true, service: kerberos }));
-        let resp_action =
-            dp.and_then(|p| self.engine.match_flow(p, Flow { me: peer, peer: me, outbound: false, service: kerberos }));
-        let init = self.side(host, hp, init_action, false);
-        let resp = self.side(dc, dp, resp_action, false);
+        let init_rule = self.rule(host, Endpoint::Host(dc), dc, true, kerberos);
+        let resp_rule = self.rule(dc, Endpoint::Host(host), host, false, kerberos);
+        let (iv, ip) = self.applied[host.index()];
+        let (dv, dp) = self.applied[dc.index()];
+        let (iset, dset) = (self.versions[iv as usize].set.clone(), self.versions[dv as usize].set.clone());
+        let no_kerberos = |c: Creds| Creds { kerberos: false, ..c };
+        let psk = self.local_psk.clone();
+        let init =
+            side(&iset, self.campus, host, ip, init_rule, no_kerberos(self.creds(host, pop)), &psk[host.index()]);
+        let resp = side(&dset, self.campus, dc, dp, resp_rule, no_kerberos(self.creds(dc, pop)), &psk[dc.index()]);
         // Without Kerberos on either side: what is left is clear, or certificates.
         !matches!(decide(&init, &resp, &self.params.fallback, true), Decision::Blocked { .. })
     }
 
-    pub fn policy_of(&self, host: HostId) -> Option<u16> {
-        self.assignment.policy[host.index()]
+    /// The rule of `me`'s applied policy deciding a connection with `peer` (answering on
+    /// the peer endpoint's address), `outbound` when `me` opens it. For an NLB node, `me`
+    /// answers on the cluster's virtual IP: pass the VIP endpoint as seen from the client.
+    fn rule(&mut self, me: HostId, peer: Endpoint, peer_host: HostId, outbound: bool, service: Service) -> Option<u16> {
+        let (v, p) = self.applied[me.index()];
+        let p = p?;
+        let engine = &mut self.versions[v as usize].engine;
+        let peer = match peer {
+            Endpoint::Host(h) => engine.host(h),
+            Endpoint::Vip(cl) => engine.address(self.campus.clusters[cl.index()].vip),
+        };
+        let _ = peer_host;
+        engine.match_flow(p, Flow { me: engine.host(me), peer, outbound, service })
     }
 
-    fn side(&self, host: HostId, policy: Option<u16>, rule: Option<u16>, kerberos: bool) -> Side<'a> {
-        let h = self.campus.host(host);
-        let (action, rule_auth): (Option<ActionKind>, &'a [super::policy::AuthMethod]) = match (policy, rule) {
-            (Some(p), Some(r)) => {
-                let rule = &self.set.policies[p as usize].rules[r as usize];
-                (Some(self.set.actions[rule.action].kind), rule.auth.as_slice())
-            }
-            _ => (None, &[]),
-        };
-        Side {
-            os: h.os,
-            simple_policy: h.has_simple_policy(),
-            action,
-            rule_auth,
-            kerberos,
-            certificate: self.certificate[host.index()],
-            psk: &[],
+    /// Credentials a host presents now: Kerberos (as of its last refresh), a machine
+    /// certificate (managed hosts with autoenrolment, or a local policy's). A NAP client
+    /// under enforcement that is not healthy has no health certificate and cannot
+    /// authenticate to SecureNet at all.
+    fn creds(&self, host: HostId, pop: &Population) -> Creds {
+        let i = host.index();
+        let managed = pop.is_managed(host);
+        let nap_blocked =
+            pop.nap[i] == NapMode::Enforcement && !pop.healthy[i] && self.campus.host(host).os.nap_capable();
+        Creds {
+            kerberos: self.kerberos[i] && managed && !nap_blocked,
+            certificate: (self.local_certificate[i] || (self.params.managed_certificates && managed)) && !nap_blocked,
         }
+    }
+
+    /// The policy index a host holds (in its applied version).
+    pub fn policy_of(&self, host: HostId) -> Option<u16> {
+        self.applied[host.index()].1
+    }
+
+    /// The name of the policy a host holds.
+    pub fn policy_name(&self, host: HostId) -> Option<&str> {
+        let (v, p) = self.applied[host.index()];
+        p.map(|p| self.versions[v as usize].set.policies[p as usize].name.as_str())
+    }
+
+    /// The strongest negotiation mode of a host's policy (`Some(None)`: it has a policy
+    /// that only permits or blocks).
+    pub fn mode_of(&self, host: HostId) -> Option<Option<super::policy::Mode>> {
+        let (v, p) = self.applied[host.index()];
+        p.map(|p| self.versions[v as usize].set.policy_mode(p as usize))
     }
 
     /// The NLB node that answers a client on a cluster's virtual IP.
@@ -229,12 +379,23 @@ impl<'a> SecNet<'a> {
         HostId(c.nodes.start + pick as u32)
     }
 
+    /// The rule of an NLB node's policy for a connection from `client` to the cluster's
+    /// virtual IP (the node answers on the VIP).
+    fn rule_as_vip(&mut self, node: HostId, cluster: ClusterId, client: HostId, service: Service) -> Option<u16> {
+        let (v, p) = self.applied[node.index()];
+        let p = p?;
+        let engine = &mut self.versions[v as usize].engine;
+        let me = engine.address(self.campus.clusters[cluster.index()].vip);
+        engine.match_flow(p, Flow { me, peer: engine.host(client), outbound: false, service })
+    }
+
     /// One connection from `init` to `peer` for a service (`protocol`, `port`), opened at
     /// `now`, moving `bytes` for `duration` once data flows. `u_ike` decides random IKE
     /// failures, `u_node` the NLB node under no affinity.
     #[allow(clippy::too_many_arguments)]
     pub fn connect(
         &mut self,
+        pop: &Population,
         init: HostId,
         peer: Endpoint,
         service: Service,
@@ -245,10 +406,9 @@ impl<'a> SecNet<'a> {
         u_node: f64,
     ) -> Connection {
         let c = self.campus;
-        // An NLB node answers on the cluster's virtual IP: that is its address here.
-        let (resp, resp_peer) = match peer {
-            Endpoint::Host(h) => (h, self.engine.host(h)),
-            Endpoint::Vip(cl) => (self.nlb_node(cl, init, u_node), self.engine.address(c.clusters[cl.index()].vip)),
+        let resp = match peer {
+            Endpoint::Host(h) => h,
+            Endpoint::Vip(cl) => self.nlb_node(cl, init, u_node),
         };
         let mut conn = Connection {
             outcome: Outcome::Clear(ClearKind::Exempt),
@@ -263,13 +423,19 @@ impl<'a> SecNet<'a> {
         if ip.is_none() && rp.is_none() {
             return conn;
         }
-        let init_peer = self.engine.host(init);
-        let ir = ip
-            .and_then(|p| self.engine.match_flow(p, Flow { me: init_peer, peer: resp_peer, outbound: true, service }));
-        let rr = rp
-            .and_then(|p| self.engine.match_flow(p, Flow { me: resp_peer, peer: init_peer, outbound: false, service }));
-        let init_side = self.side(init, ip, ir, self.kerberos[init.index()]);
-        let resp_side = self.side(resp, rp, rr, self.kerberos[resp.index()]);
+        let ir = self.rule(init, peer, resp, true, service);
+        // An NLB node answers on the cluster's virtual IP: that is its address here.
+        let rr = match peer {
+            Endpoint::Host(_) => self.rule(resp, Endpoint::Host(init), init, false, service),
+            Endpoint::Vip(cl) => self.rule_as_vip(resp, cl, init, service),
+        };
+        let (iset, rset) = (
+            self.versions[self.applied[init.index()].0 as usize].set.clone(),
+            self.versions[self.applied[resp.index()].0 as usize].set.clone(),
+        );
+        let psk = self.local_psk.clone();
+        let init_side = side(&iset, c, init, ip, ir, self.creds(init, pop), &psk[init.index()]);
+        let resp_side = side(&rset, c, resp, rp, rr, self.creds(resp, pop), &psk[resp.index()]);
         if init_side.negotiates().is_none() && resp_side.negotiates().is_none() {
             // Nobody asks for IPsec: permit, block, or no rule.
             conn.outcome = match decide(&init_side, &resp_side, &self.params.fallback, true) {
@@ -477,8 +643,8 @@ impl<'a> SecNet<'a> {
     /// require, require-encryption).
     pub fn policy_state_counts(&self) -> [u64; 6] {
         let mut out = [0u64; 6];
-        for p in &self.assignment.policy {
-            let slot = match p.map(|p| self.set.policy_mode(p as usize)) {
+        for &(v, p) in &self.applied {
+            let slot = match p.map(|p| self.versions[v as usize].set.policy_mode(p as usize)) {
                 None => 0,
                 Some(None) => 1,
                 Some(Some(m)) => 2 + m as usize,
@@ -491,19 +657,24 @@ impl<'a> SecNet<'a> {
     /// Whether `host` drops clear traffic that `from` opens to it (its matched rule
     /// negotiates and does not accept clear).
     pub fn refuses_clear_from(&mut self, host: HostId, from: HostId) -> bool {
-        let Some(p) = self.policy_of(host) else { return false };
-        let flow = Flow { me: self.engine.host(host), peer: self.engine.host(from), outbound: false, service: SMB };
-        let rule = self.engine.match_flow(p, flow);
-        self.side(host, Some(p), rule, false).refuses_clear()
+        let (v, p) = self.applied[host.index()];
+        let Some(p) = p else { return false };
+        let rule = self.rule(host, Endpoint::Host(from), from, false, SMB);
+        let set = self.versions[v as usize].set.clone();
+        side(&set, self.campus, host, Some(p), rule, Creds { kerberos: false, certificate: false }, &[]).refuses_clear()
     }
 
     /// The mode `host` negotiates when it opens a connection to an address outside the
     /// campus's hosts (a home router, a hotel neighbour), if it negotiates at all.
     pub fn negotiates_with_addr(&mut self, host: HostId, addr: u32) -> Option<super::policy::Mode> {
-        let p = self.policy_of(host)?;
-        let flow = Flow { me: self.engine.host(host), peer: self.engine.address(addr), outbound: true, service: SMB };
-        let rule = self.engine.match_flow(p, flow);
-        self.side(host, Some(p), rule, false).negotiates()
+        let (v, p) = self.applied[host.index()];
+        let p = p?;
+        let version = &mut self.versions[v as usize];
+        let flow =
+            Flow { me: version.engine.host(host), peer: version.engine.address(addr), outbound: true, service: SMB };
+        let rule = version.engine.match_flow(p, flow);
+        let set = version.set.clone();
+        side(&set, self.campus, host, Some(p), rule, Creds { kerberos: false, certificate: false }, &[]).negotiates()
     }
 
     /// The actions both sides' policies give a connection, computed without the decision
@@ -515,14 +686,17 @@ impl<'a> SecNet<'a> {
         service: Service,
     ) -> (Option<ActionKind>, Option<ActionKind>) {
         let packet = Packet { src: self.campus.host(init).addr, dst: self.campus.host(resp).addr };
-        let action = |p: u16, rule: Option<u16>| {
-            rule.map(|r| self.set.actions[self.set.policies[p as usize].rules[r as usize].action].kind)
+        let action = |h: HostId, me: u32| {
+            let (v, p) = self.applied[h.index()];
+            let version = &self.versions[v as usize];
+            p.and_then(|p| {
+                version
+                    .engine
+                    .match_uncached(p, me, packet, service)
+                    .map(|r| version.set.actions[version.set.policies[p as usize].rules[r as usize].action].kind)
+            })
         };
-        let i =
-            self.policy_of(init).and_then(|p| action(p, self.engine.match_uncached(p, packet.src, packet, service)));
-        let r =
-            self.policy_of(resp).and_then(|p| action(p, self.engine.match_uncached(p, packet.dst, packet, service)));
-        (i, r)
+        (action(init, packet.src), action(resp, packet.dst))
     }
 
     /// Checks the SA table against its invariants at `now` (after every timer due by then

@@ -25,6 +25,7 @@ use super::ids::{HostId, LinkId};
 use super::kinds::{HostKind, Os};
 use super::packet_layer::{PacketLayer, SessionPackets, encap_for};
 use super::policy::{BlockReason, Service};
+use super::population::Population;
 use super::secnet::{ClearKind, Outcome, SaTimer, SecNet};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
@@ -338,9 +339,10 @@ pub fn host_day_sessions(
     out
 }
 
-/// The optional layers of a run: IPsec (policy and SAs) and packets.
-#[derive(Default)]
+/// The layers of a run: the changing population, and optionally IPsec (policy and SAs)
+/// and packets.
 pub struct Layers<'a> {
+    pub population: Population,
     pub secnet: Option<SecNet<'a>>,
     pub packets: Option<PacketLayer<'a>>,
 }
@@ -348,6 +350,8 @@ pub struct Layers<'a> {
 pub struct World<'a, O: Observer> {
     campus: &'a Campus,
     traffic: &'a TrafficModel,
+    /// Who the computers are now (joins, reimages, groups, NAP, firewall).
+    pub population: Population,
     /// The IPsec layer, when the scenario has one.
     pub secnet: Option<SecNet<'a>>,
     ipsec_today: IpsecDay,
@@ -374,10 +378,11 @@ impl<'a, O: Observer> World<'a, O> {
         observer: O,
     ) -> Self {
         let streams = RngStreams::new(seed);
-        let Layers { secnet, packets } = layers;
+        let Layers { population, secnet, packets } = layers;
         World {
             campus,
             traffic,
+            population,
             secnet,
             ipsec_today: IpsecDay::default(),
             bins_clear: packets.as_ref().map(|_| LinkBins::new(campus, bin)),
@@ -452,7 +457,7 @@ impl<'a, O: Observer> World<'a, O> {
         if let Some(net) = self.secnet.as_mut() {
             let app = &self.traffic.apps[s.app.index()];
             let service = Service { protocol: app.protocol.number(), port: app.port };
-            let conn = net.connect(host, s.peer, service, now, duration, bytes, s.u_ike, s.u_node);
+            let conn = net.connect(&self.population, host, s.peer, service, now, duration, bytes, s.u_ike, s.u_node);
             for t in conn.timers.into_iter().flatten() {
                 push_timer(queue, t);
             }

@@ -741,7 +741,7 @@ impl Validator<'_> {
                 self.fail(&path.key("policy"), format!("no [[ipsec_policy]] is named {:?}", g.policy));
             }
             let mut ds = Vec::new();
-            for (j, d) in g.domains.iter().enumerate() {
+            for (j, d) in g.domains.iter().flatten().enumerate() {
                 match domains.iter().position(|x| &x.name == d) {
                     Some(di) => ds.push(DomainId::from_index(di)),
                     None => self.fail(&path.key("domains").index(j), format!("unknown domain {d:?}")),
@@ -759,7 +759,7 @@ impl Validator<'_> {
                 set.gpos.push(Gpo {
                     name: g.name.clone(),
                     policy,
-                    domains: if g.domains.is_empty() { None } else { Some(ds) },
+                    domains: g.domains.as_ref().map(|_| ds),
                     apply,
                     deny,
                 });

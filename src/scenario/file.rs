@@ -128,9 +128,9 @@ pub struct RuleFile {
 pub struct GpoFile {
     pub name: String,
     pub policy: String,
-    /// Domains the GPO is linked to; empty = all.
+    /// Domains the GPO is linked to; absent = every domain, `[]` = none (yet).
     #[serde(default)]
-    pub domains: Vec<String>,
+    pub domains: Option<Vec<String>>,
     /// Groups with Apply Group Policy ("Domain Computers" = every joined computer).
     pub apply: Vec<String>,
     /// Groups denied Apply Group Policy.

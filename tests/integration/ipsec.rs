@@ -309,7 +309,8 @@ proptest! {
     )) {
         let (sc, c) = reduced();
         let hosts = cast();
-        let mut net = run::build_secnet(sc, c, 1).expect("the reduced campus has IPsec");
+        let pop = domiso::model::population::Population::new(c);
+        let mut net = run::build_secnet(sc, c, 1, &pop).expect("the reduced campus has IPsec");
         let mut timers: EventQueue<SaTimer> = EventQueue::new();
         let mut now = T0;
         let services = [Service { protocol: 6, port: 445 }, Service { protocol: 17, port: 53 }, Service { protocol: 6, port: 80 }];
@@ -322,7 +323,7 @@ proptest! {
                 continue;
             }
             let service = services[svc];
-            let conn = net.connect(init, Endpoint::Host(resp), service, now, SimDuration::from_millis(dur_ms), bytes, u_ike, u_node);
+            let conn = net.connect(&pop, init, Endpoint::Host(resp), service, now, SimDuration::from_millis(dur_ms), bytes, u_ike, u_node);
             for t in conn.timers.into_iter().flatten() {
                 prop_assert!(next_time(t) >= now, "timers never in the past");
                 timers.push(next_time(t), 0, t);
