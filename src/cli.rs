@@ -76,6 +76,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Two run directories side by side: summary keys (A, B, B - A) and calls, users
+    /// affected and blocked connections per week.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -260,6 +269,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Compare { a, b, json } => {
+            let c = crate::output::compare::compare(&a, &b).map_err(|e| CliError::Input(e.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c).expect("comparison serialises"));
+            } else {
+                print!("{}", crate::output::compare::render_text(&c));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { what: BenchCommand::Engine { pending, events, seed, json } } => {
             if pending == 0 || events == 0 {
                 return Err(CliError::Input("bench engine: --pending and --events must be positive".into()));
@@ -349,8 +367,24 @@ fn render_summary(o: &run::RunOutcome) -> String {
         thousands(s.clients_total),
         thousands(s.servers_total)
     );
-    if let (Some(j), Some(b)) = (s.domain_joined_pct_start, s.boundary_pct_of_joined) {
-        let _ = writeln!(t, "  domain-joined   {:>13.1}%   boundary machines {b:.2}% of joined", j);
+    if let (Some(j), Some(e), Some(b)) = (s.domain_joined_pct_start, s.domain_joined_pct_end, s.boundary_pct_of_joined)
+    {
+        if s.days > 1 {
+            let _ = writeln!(
+                t,
+                "  domain-joined   {j:>13.1}%   -> {e:.1}% at the end; boundary machines {b:.2}% of joined"
+            );
+        } else {
+            let _ = writeln!(t, "  domain-joined   {j:>13.1}%   boundary machines {b:.2}% of joined");
+        }
+    }
+    if let (Some(i), Some(a)) = (s.helpdesk_ipsec_calls_peak_month, s.helpdesk_total_calls_peak_month) {
+        let _ = writeln!(
+            t,
+            "  helpdesk        {:>14}   IPsec calls in the busiest 30 days; {} calls in the busiest 30 days",
+            thousands(i.round() as u64),
+            thousands(a.round() as u64)
+        );
     }
     if let (Some(p), Some(n), Some(b)) =
         (s.protected_traffic_pct_end, s.sa_negotiations_total, s.blocked_connections_total)
@@ -366,11 +400,14 @@ fn render_summary(o: &run::RunOutcome) -> String {
         s.traffic_bytes_total as f64 / 1e12,
         s.wan_session_bytes_pct
     );
-    let _ = writeln!(
-        t,
-        "  peak WAN link   {:>13.1}%   {} ({} links above 80%)",
-        s.peak_wan_link_util_pct, s.peak_wan_link, s.wan_links_over_80pct_peak_day
-    );
+    match (s.peak_wan_link_util_pct, &s.peak_wan_link, s.wan_links_over_80pct_peak_day) {
+        (Some(u), Some(l), Some(n)) => {
+            let _ = writeln!(t, "  peak WAN link   {u:>13.1}%   {l} ({n} links above 80%)");
+        }
+        _ => {
+            let _ = writeln!(t, "  peak WAN link   {:>14}   traffic sampled; see wan_links.csv for bytes", "n/a");
+        }
+    }
     let _ = writeln!(
         t,
         "  events          {:>14}   in {:.1} s ({:.1} M events/s), peak RSS {}",

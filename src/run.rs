@@ -11,8 +11,10 @@ use std::time::Instant;
 use crate::engine::queue::EventQueue;
 use crate::engine::sim::{self, Progress, Stop};
 use crate::engine::{SimDuration, SimTime};
+use crate::model::campaign::Campaign;
 use crate::model::campus::{Campus, CampusError};
 use crate::model::census::{Census, round4};
+use crate::model::helpdesk::{Cause, DayReport};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
 use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
@@ -22,8 +24,8 @@ use crate::model::streams::{entity, purpose};
 use crate::model::traffic::TrafficModel;
 use crate::model::world::{DayRecord, Layers, LinkDayRecord, Observer, World};
 use crate::output::record::{
-    AppDayRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, ServerRow, Summary, TimelineIpsec, TimelinePackets,
-    TimelineRow, WanLinkRow,
+    AppDayRow, HelpdeskRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, RolloutEventRow, ServerRow, Summary,
+    TimelineIpsec, TimelinePackets, TimelineRollout, TimelineRow, WanLinkRow,
 };
 use crate::output::writer::{RunFiles, peak_rss_bytes};
 use crate::scenario::build::Scenario;
@@ -183,7 +185,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let mut world = World::new(
         &campus,
         &traffic,
-        Layers { population, secnet, packets },
+        Layers { population, campaign: Campaign::new(sc, &campus, req.seed), secnet, packets },
         req.seed,
         req.days,
         sc.run.utilisation_bin,
@@ -198,7 +200,21 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let server_rows =
         world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();
     let packet_layer = world.packets.take();
-    let collected = world.observer;
+    let campaign_days = std::mem::take(&mut world.campaign.days);
+    let rollout_log = std::mem::take(&mut world.campaign.log);
+    let scale = world.campaign.scale;
+    // Peaks of a traffic sample say nothing about the peaks of the whole: busy-link
+    // figures are only reported when every host's traffic is simulated.
+    let peaks = scale == 1.0;
+    let mut collected = world.observer;
+    if scale != 1.0 {
+        for d in &mut collected.days {
+            scale_day(d, scale);
+        }
+        for l in &mut collected.links {
+            scale_link(l, scale);
+        }
+    }
     let wall_s = started.elapsed().as_secs_f64();
 
     let app_names: Vec<String> = traffic.apps.iter().map(|a| a.name.clone()).collect();
@@ -207,6 +223,24 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         format!("{}-{}", link.kind.name(), campus.sites[link.site.index()].name)
     };
     let weekday = |d: u32| WEEKDAYS[((u32::from(sc.run.start_weekday) + d) % 7) as usize];
+    let has_campaign = sc.rollout.is_some() || sc.helpdesk.is_some() || sc.population.is_some();
+    // With a traffic sample, the day's busiest links follow from the scaled link records.
+    for d in &mut collected.days {
+        let links: Vec<&LinkDayRecord> = collected.links.iter().filter(|l| l.day == d.day).collect();
+        d.wan_links_over_80 = links.iter().filter(|l| l.peak_util > 0.8).count() as u32;
+        d.wan_links_over_100 = links.iter().filter(|l| l.peak_util > 1.0).count() as u32;
+        if let Some(top) = links.iter().max_by(|a, b| a.peak_util.total_cmp(&b.peak_util).then(b.link.cmp(&a.link))) {
+            d.peak_wan_util = top.peak_util;
+            d.peak_wan_link = Some(top.link);
+        }
+        if let (Some(p), Some(l)) = (d.packets.as_mut(), sc.packet.as_ref()) {
+            let thr = l.wan_threshold;
+            p.links_pushed_over = links
+                .iter()
+                .filter(|x| x.clear.as_ref().is_some_and(|c| c.peak_util <= thr) && x.peak_util > thr)
+                .count() as u32;
+        }
+    }
     let timeline: Vec<TimelineRow> = collected
         .days
         .iter()
@@ -217,10 +251,10 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
             bytes_total: d.app_bytes.iter().sum(),
             wan_session_bytes: d.wan_session_bytes,
             wan_link_bytes: d.wan_link_bytes,
-            peak_wan_util_pct: round4(100.0 * d.peak_wan_util),
-            peak_wan_link: d.peak_wan_link.map(link_name).unwrap_or_default(),
-            wan_links_over_80pct: d.wan_links_over_80,
-            wan_links_over_100pct: d.wan_links_over_100,
+            peak_wan_util_pct: peaks.then(|| round4(100.0 * d.peak_wan_util)),
+            peak_wan_link: d.peak_wan_link.filter(|_| peaks).map(link_name),
+            wan_links_over_80pct: peaks.then_some(d.wan_links_over_80),
+            wan_links_over_100pct: peaks.then_some(d.wan_links_over_100),
             app_bytes: d.app_bytes.clone(),
             ipsec: d.ipsec.as_ref().map(|i| TimelineIpsec {
                 hosts_no_policy: i.policy_states[0],
@@ -242,13 +276,35 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 bytes_blocked: i.bytes_blocked,
                 protected_pct_managed: pct(i.bytes_managed_pairs_protected, i.bytes_managed_pairs),
             }),
+            rollout: campaign_days.iter().find(|c| c.day == d.day).filter(|_| has_campaign).map(|c| TimelineRollout {
+                date: date_label(sc, c.day),
+                hosts_joined: c.joined,
+                domain_joined_pct: round4(100.0 * c.joined as f64 / census.hosts_total.max(1) as f64),
+                boundary_machines: c.boundary,
+                boundary_pct_of_joined: round4(100.0 * c.boundary as f64 / c.joined.max(1) as f64),
+                reimaging: c.reimaging,
+                joins: c.joins,
+                reimages: c.reimages,
+                boundary_grants: c.boundary_grants,
+                nap_reporting: c.nap_reporting,
+                nap_deferred: c.nap_deferred,
+                nap_enforcement: c.nap_enforcement,
+                nap_unhealthy: c.nap_unhealthy,
+                firewall_on: c.firewall_on,
+                users_affected: c.users_affected.round(),
+                calls_ipsec: c.helpdesk.as_ref().map(|h| h.ipsec_calls()),
+                calls_total: c.helpdesk.as_ref().map(|h| h.total_calls()),
+                policy_versions: c.policy_versions,
+                roaming_waits: c.foreign_waits.round(),
+                roaming_failures: c.foreign_failures.round(),
+            }),
             packets: d.packets.as_ref().map(|p| TimelinePackets {
                 ip_bytes_clear: p.clear_bytes,
                 ip_bytes_wire: p.wire_bytes,
                 wire_packets: p.wire_packets,
                 overhead_pct_protected: overhead_pct(p.protected_clear_bytes, p.protected_wire_bytes),
-                peak_wan_util_clear_pct: round4(100.0 * p.peak_wan_util_clear),
-                wan_links_pushed_over: p.links_pushed_over,
+                peak_wan_util_clear_pct: peaks.then(|| round4(100.0 * p.peak_wan_util_clear)),
+                wan_links_pushed_over: peaks.then_some(p.links_pushed_over),
             }),
         })
         .collect();
@@ -304,14 +360,15 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 capacity_mbps: link.capacity_bps as f64 / 1e6,
                 bytes_up: r.bytes_up,
                 bytes_down: r.bytes_down,
-                peak_util_pct: round4(100.0 * r.peak_util),
-                peak_bin_start: format!("{:02}:{:02}", mins / 60, mins % 60),
+                peak_util_pct: peaks.then(|| round4(100.0 * r.peak_util)),
+                peak_bin_start: peaks.then(|| format!("{:02}:{:02}", mins / 60, mins % 60)),
                 bytes_up_clear: r.clear.as_ref().map(|c| c.bytes_up),
                 bytes_down_clear: r.clear.as_ref().map(|c| c.bytes_down),
-                peak_util_clear_pct: r.clear.as_ref().map(|c| round4(100.0 * c.peak_util)),
+                peak_util_clear_pct: r.clear.as_ref().filter(|_| peaks).map(|c| round4(100.0 * c.peak_util)),
                 pushed_over_threshold: r
                     .clear
                     .as_ref()
+                    .filter(|_| peaks)
                     .zip(packet_layer.as_ref())
                     .map(|(c, l)| c.peak_util <= l.params.wan_threshold && r.peak_util > l.params.wan_threshold),
             }
@@ -360,6 +417,54 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
             rows
         })
         .unwrap_or_default();
+    let helpdesk_rows: Vec<HelpdeskRow> = campaign_days
+        .iter()
+        .filter_map(|c| c.helpdesk.as_ref().map(|h| (c, h)))
+        .map(|(c, h)| {
+            let secs = |d: Option<SimDuration>| d.map(|x| round4(x.as_secs_f64()));
+            HelpdeskRow {
+                day: c.day,
+                date: date_label(sc, c.day),
+                weekday: weekday(c.day),
+                agents: h.agents,
+                calls_total: h.total_calls(),
+                calls_ipsec: h.ipsec_calls(),
+                calls_ipsec_blocked: h.calls[Cause::IpsecBlocked],
+                calls_ipsec_delay: h.calls[Cause::IpsecDelay],
+                calls_failover_stall: h.calls[Cause::FailoverStall],
+                calls_nap_notice: h.calls[Cause::NapNotice],
+                calls_nap_blocked: h.calls[Cause::NapBlocked],
+                calls_firewall: h.calls[Cause::Firewall],
+                calls_other: h.calls[Cause::Other],
+                answered: h.answered,
+                waiting_at_close: h.waiting_at_close,
+                mean_wait_s: secs(h.mean_wait),
+                p90_wait_s: secs(h.p90_wait),
+                max_wait_s: secs(h.max_wait),
+                occupancy_pct: h.occupancy().map(|o| round4(100.0 * o)),
+                users_affected: c.users_affected.round(),
+                users_ipsec_blocked: c.users_by_cause[Cause::IpsecBlocked].round(),
+                users_ipsec_delay: c.users_by_cause[Cause::IpsecDelay].round(),
+            }
+        })
+        .collect();
+    let event_rows: Vec<RolloutEventRow> = rollout_log
+        .iter()
+        .map(|e| RolloutEventRow {
+            day: e.day,
+            date: date_label(sc, e.day),
+            phase: e.phase.clone(),
+            wave: e.wave.clone(),
+            event: e.event,
+            detail: e.detail.clone(),
+        })
+        .collect();
+    // The highest 30-day window of a daily series (null for runs shorter than 30 days).
+    let peak_month = |f: &dyn Fn(&DayReport) -> u32| -> Option<f64> {
+        let daily: Vec<f64> =
+            campaign_days.iter().filter_map(|c| c.helpdesk.as_ref()).map(|h| f64::from(f(h))).collect();
+        (daily.len() >= 30).then(|| daily.windows(30).map(|w| w.iter().sum::<f64>()).fold(0.0, f64::max))
+    };
     let sessions_total: u64 = collected.days.iter().map(|d| d.sessions).sum();
     let bytes_total: u64 = timeline.iter().map(|t| t.bytes_total).sum();
     let wan_total: u64 = collected.days.iter().map(|d| d.wan_session_bytes).sum();
@@ -372,10 +477,20 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         hosts_total: census.hosts_total,
         clients_total: census.clients_total,
         servers_total: census.servers_total,
-        // No population dynamics yet: the joined share is the campus's own at both ends.
         domain_joined_pct_start: Some(census.domain_joined_pct),
-        domain_joined_pct_end: Some(census.domain_joined_pct),
-        boundary_pct_of_joined: Some(census.boundary_pct_of_joined),
+        domain_joined_pct_end: Some(
+            campaign_days.last().filter(|_| has_campaign).map_or(census.domain_joined_pct, |c| {
+                round4(100.0 * c.joined as f64 / census.hosts_total.max(1) as f64)
+            }),
+        ),
+        helpdesk_ipsec_calls_peak_month: peak_month(&|h| h.ipsec_calls()),
+        helpdesk_total_calls_peak_month: peak_month(&|h| h.total_calls()),
+        boundary_pct_of_joined: Some(
+            campaign_days
+                .last()
+                .filter(|_| has_campaign)
+                .map_or(census.boundary_pct_of_joined, |c| round4(100.0 * c.boundary as f64 / c.joined.max(1) as f64)),
+        ),
         sessions_total,
         traffic_bytes_total: bytes_total,
         wan_session_bytes_total: wan_total,
@@ -384,9 +499,10 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         } else {
             round4(100.0 * wan_total as f64 / bytes_total as f64)
         },
-        peak_wan_link_util_pct: peak_day.map(|d| round4(100.0 * d.peak_wan_util)).unwrap_or(0.0),
-        peak_wan_link: peak_day.and_then(|d| d.peak_wan_link).map(link_name).unwrap_or_default(),
-        wan_links_over_80pct_peak_day: collected.days.iter().map(|d| d.wan_links_over_80).max().unwrap_or(0),
+        peak_wan_link_util_pct: peak_day.filter(|_| peaks).map(|d| round4(100.0 * d.peak_wan_util)),
+        peak_wan_link: peak_day.filter(|_| peaks).and_then(|d| d.peak_wan_link).map(link_name),
+        wan_links_over_80pct_peak_day: peaks
+            .then(|| collected.days.iter().map(|d| d.wan_links_over_80).max().unwrap_or(0)),
         bandwidth_overhead_mean_pct: packet_layer.as_ref().and_then(|l| {
             let clear: u64 = l.by_app.iter().map(|a| a.clear_bytes).sum();
             let wire: u64 = l.by_app.iter().map(|a| a.wire_bytes).sum();
@@ -402,7 +518,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
             .filter(|r| r.sessions_protected >= MIN_PROTECTED_SESSIONS)
             .filter_map(|r| r.overhead_pct)
             .reduce(f64::max),
-        wan_links_pushed_over_threshold: packet_layer.as_ref().map(|_| {
+        wan_links_pushed_over_threshold: packet_layer.as_ref().filter(|_| peaks).map(|_| {
             collected.days.iter().filter_map(|d| d.packets.as_ref()).map(|p| p.links_pushed_over).max().unwrap_or(0)
         }),
         server_ipsec_cpu_pct_max: packet_layer
@@ -441,6 +557,12 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         .map_err(write_err)?;
     files.add_csv("traffic_by_app.csv", &by_app).map_err(write_err)?;
     files.add_csv("wan_links.csv", &links).map_err(write_err)?;
+    if sc.helpdesk.is_some() {
+        files.add_csv("helpdesk.csv", &helpdesk_rows).map_err(write_err)?;
+    }
+    if sc.rollout.is_some() {
+        files.add_csv("rollout_events.csv", &event_rows).map_err(write_err)?;
+    }
     if packet_layer.is_some() {
         files.add_csv("overhead_by_app.csv", &overhead_rows).map_err(write_err)?;
         files.add_csv("packet_sizes.csv", &size_rows).map_err(write_err)?;
@@ -486,6 +608,89 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     };
     files.commit(&req.out).map_err(write_err)?;
     Ok(RunOutcome { dir: req.out.clone(), pcap, summary, manifest })
+}
+
+/// The calendar date of a simulated day, "YYYY-MM-DD" (empty without a rollout date).
+pub fn date_label(sc: &Scenario, day: u32) -> String {
+    sc.rollout.as_ref().map(|r| r.start_date.plus_days(day).to_string()).unwrap_or_default()
+}
+
+/// Scales a day's sampled counts to the population (see `run.traffic_sample`).
+fn scale_day(d: &mut DayRecord, f: f64) {
+    let up = |x: &mut u64| *x = (*x as f64 * f).round() as u64;
+    up(&mut d.sessions);
+    d.app_sessions.iter_mut().for_each(up);
+    d.app_bytes.iter_mut().for_each(up);
+    up(&mut d.wan_session_bytes);
+    up(&mut d.wan_link_bytes);
+    d.peak_wan_util *= f;
+    if let Some(i) = d.ipsec.as_mut() {
+        for x in [
+            &mut i.bytes_protected,
+            &mut i.bytes_clear,
+            &mut i.bytes_blocked,
+            &mut i.bytes_managed_pairs,
+            &mut i.bytes_managed_pairs_protected,
+            &mut i.main_modes,
+            &mut i.quick_modes,
+            &mut i.rekeys,
+            &mut i.negotiation_failures,
+            &mut i.fallbacks,
+            &mut i.blocked,
+            &mut i.peak_live_mm,
+            &mut i.peak_live_qm,
+            &mut i.end_live_mm,
+            &mut i.end_live_qm,
+        ] {
+            up(x);
+        }
+        i.blocked_by_reason.iter_mut().for_each(up);
+        i.app_protected.iter_mut().for_each(up);
+        i.app_clear.iter_mut().for_each(up);
+        for o in &mut i.by_os {
+            for x in [
+                &mut o.sessions,
+                &mut o.protected,
+                &mut o.clear_exempt,
+                &mut o.clear_fallback,
+                &mut o.clear_soft,
+                &mut o.blocked,
+                &mut o.fallback_waits,
+                &mut o.ike_waits,
+            ] {
+                up(x);
+            }
+            o.fallback_wait_s *= f;
+            o.ike_wait_s *= f;
+        }
+    }
+    if let Some(p) = d.packets.as_mut() {
+        for x in [
+            &mut p.clear_bytes,
+            &mut p.wire_bytes,
+            &mut p.wire_packets,
+            &mut p.protected_clear_bytes,
+            &mut p.protected_wire_bytes,
+        ] {
+            up(x);
+        }
+        p.peak_wan_util_clear *= f;
+    }
+    d.wan_links_over_80 = 0;
+    d.wan_links_over_100 = 0;
+}
+
+/// Scales a link's sampled day; the day's counts of busy links follow from the scaled
+/// utilisations.
+fn scale_link(l: &mut LinkDayRecord, f: f64) {
+    l.bytes_up = (l.bytes_up as f64 * f).round() as u64;
+    l.bytes_down = (l.bytes_down as f64 * f).round() as u64;
+    l.peak_util *= f;
+    if let Some(c) = l.clear.as_mut() {
+        c.bytes_up = (c.bytes_up as f64 * f).round() as u64;
+        c.bytes_down = (c.bytes_down as f64 * f).round() as u64;
+        c.peak_util *= f;
+    }
 }
 
 /// (wire - clear) / clear in percent.

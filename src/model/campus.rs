@@ -467,6 +467,7 @@ impl<'a> Generator<'a> {
         let sc = self.sc;
         let c = &sc.campus;
         let (sites, regions) = self.sites();
+        let site_domain = self.site_domains(&sites);
 
         // VPN guests live in their region's VPN pool at the hub, in proportion to the
         // region's clients; everyone else lives in the site's client subnets.
@@ -603,7 +604,8 @@ impl<'a> Generator<'a> {
                     }
                     for m in sd.members {
                         let id = HostId::from_index(campus.hosts.len());
-                        let host = self.host(id, m, next_addr, subnet_id, building_id, site_id, &campus.domains);
+                        let host =
+                            self.host(id, m, next_addr, subnet_id, building_id, site_id, site_domain.get(si).copied());
                         campus.hosts.push(host);
                         next_addr += 1;
                     }
@@ -648,6 +650,32 @@ impl<'a> Generator<'a> {
         campus.topology = Topology::build(sc, &campus, &self.streams);
         self.index_servers(&mut campus);
         Ok(campus)
+    }
+
+    /// The home domain of each site: sites in decreasing size (the headquarters first) go to
+    /// the domain furthest below its share of clients, so the domains' shares hold and the
+    /// largest domain gets the headquarters. Empty without domains.
+    fn site_domains(&self, sites: &[SiteDraft]) -> Vec<usize> {
+        let shares: Vec<f64> = self.sc.domains.iter().map(|d| d.share).collect();
+        if shares.is_empty() {
+            return Vec::new();
+        }
+        let total: f64 = sites.iter().map(|s| f64::from(s.clients)).sum();
+        let mut order: Vec<usize> = (0..sites.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(sites[i].clients), i));
+        let mut assigned = vec![0.0; shares.len()];
+        let mut out = vec![0; sites.len()];
+        for i in order {
+            let d = (0..shares.len())
+                .max_by(|&a, &b| {
+                    let (ra, rb) = (shares[a] * total - assigned[a], shares[b] * total - assigned[b]);
+                    ra.total_cmp(&rb).then(b.cmp(&a))
+                })
+                .expect("at least one domain");
+            assigned[d] += f64::from(sites[i].clients);
+            out[i] = d;
+        }
+        out
     }
 
     /// Site sizes, kinds and regions.
@@ -800,7 +828,7 @@ impl<'a> Generator<'a> {
         subnet: SubnetId,
         building: BuildingId,
         site: SiteId,
-        domains: &[Domain],
+        site_domain: Option<usize>,
     ) -> Host {
         let c = &self.sc.campus;
         let mut rng = self.stream(entity::HOST, id.index(), purpose::ATTRIBUTES);
@@ -849,10 +877,12 @@ impl<'a> Generator<'a> {
             HostKind::Client(cat) => cat == ClientCategory::Managed,
             HostKind::Server(_) => os.ipsec_capable(),
         };
-        let domain = if managed && !domains.is_empty() {
-            Some(DomainId::from_index(self.domain_mix.sample(u_domain)))
-        } else {
-            None
+        // Most of a site's managed computers are in its own domain; the rest anywhere, by share.
+        let affinity = c.domain_site_affinity;
+        let domain = match site_domain.filter(|_| managed) {
+            None => None,
+            Some(d) if u_domain < affinity => Some(DomainId::from_index(d)),
+            Some(_) => Some(DomainId::from_index(self.domain_mix.sample((u_domain - affinity) / (1.0 - affinity)))),
         };
         Host {
             addr,

@@ -114,6 +114,13 @@ impl Os {
         matches!(self, Os::XpSp3 | Os::Vista | Os::Server2008)
     }
 
+    /// Windows Firewall with Advanced Security (inbound block by default, authenticated
+    /// bypass): Vista and Server 2008, the systems the white paper's firewall rollout
+    /// enforced it on [WP "Planning the Windows Firewall Rollout"].
+    pub const fn advanced_firewall(self) -> bool {
+        matches!(self, Os::Vista | Os::Server2008)
+    }
+
     /// Family name used in reports keyed by OS (stall percentiles, mixes).
     pub const fn family(self) -> &'static str {
         match self {

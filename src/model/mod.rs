@@ -2,9 +2,11 @@
 //! IPsec policy, security associations and rollouts. Model code never does I/O and never
 //! prints: results leave through observers, and `now` is always an argument.
 
+pub mod campaign;
 pub mod campus;
 pub mod census;
 pub mod esp;
+pub mod helpdesk;
 pub mod ids;
 pub mod kinds;
 pub mod lint;
@@ -12,6 +14,7 @@ pub mod packet_layer;
 pub mod packets;
 pub mod policy;
 pub mod population;
+pub mod rollout;
 pub mod sa;
 pub mod secnet;
 pub mod streams;

@@ -256,26 +256,26 @@ impl FilterSpec {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FilterList {
     pub name: String,
     pub filters: Vec<FilterSpec>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FilterAction {
     pub name: String,
     pub kind: ActionKind,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
     pub filter_list: usize,
     pub action: usize,
     pub auth: Vec<AuthMethod>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IpsecPolicy {
     pub name: String,
     pub rules: Vec<Rule>,
@@ -289,7 +289,7 @@ pub enum Principal {
     Group(GroupId),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Gpo {
     pub name: String,
     pub policy: usize,
@@ -301,7 +301,7 @@ pub struct Gpo {
 
 /// A policy installed locally on unmanaged hosts of some categories (e.g. the VPN client
 /// package for partner PCs), with the credentials that come with it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LocalPolicy {
     pub clients: Vec<ClientCategory>,
     pub fraction: f64,
@@ -310,7 +310,7 @@ pub struct LocalPolicy {
 }
 
 /// The whole IPsec configuration of a scenario (names resolved to indexes).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicySet {
     pub filter_lists: Vec<FilterList>,
     pub actions: Vec<FilterAction>,
@@ -326,10 +326,13 @@ impl PolicySet {
 
     /// The strongest negotiate mode a policy uses (its "state" for reports), or `None` if
     /// it only permits and blocks.
+    /// Rules over an empty filter list (one a rollout has not grown yet) match nothing and
+    /// do not count.
     pub fn policy_mode(&self, policy: usize) -> Option<Mode> {
         self.policies[policy]
             .rules
             .iter()
+            .filter(|r| !self.filter_lists[r.filter_list].filters.is_empty())
             .filter_map(|r| match self.actions[r.action].kind {
                 ActionKind::Negotiate(m) => Some(m),
                 _ => None,
@@ -654,6 +657,9 @@ pub enum BlockReason {
     ClearRefused,
     /// The initiator requires IPsec and negotiation failed.
     NegotiationRequired,
+    /// The responder's Windows Firewall refused it (not an IPsec decision; recorded here
+    /// so a connection has one outcome).
+    Firewall,
 }
 
 /// Outcome of a new connection before any existing SA is considered.
@@ -689,9 +695,14 @@ pub struct Fallback {
 impl Fallback {
     /// How long `side` waits for IKE before sending clear [DOMAIN 3].
     pub fn delay(&self, side: &Side<'_>) -> SimDuration {
-        if side.os.is_vista_class() {
+        self.delay_for(side.os, side.simple_policy)
+    }
+
+    /// The wait of a host with this OS, and with or without the Simple Policy update.
+    pub fn delay_for(&self, os: Os, simple_policy: bool) -> SimDuration {
+        if os.is_vista_class() {
             SimDuration::ZERO
-        } else if side.simple_policy || side.os.simple_policy_builtin() {
+        } else if simple_policy || os.simple_policy_builtin() {
             self.simple_policy
         } else {
             self.legacy

@@ -33,4 +33,16 @@ pub mod purpose {
     pub const POLICY: u8 = 6;
     /// Packet sample membership and offload NICs, drawn per host.
     pub const PACKETS: u8 = 7;
+    /// Traffic sample membership (per user or server).
+    pub const SAMPLE: u8 = 8;
+    /// Daily population events of a host: join, reimage, travel (epoch = day).
+    pub const DAILY: u8 = 9;
+    /// NAP health lapses and remediation (epoch = day).
+    pub const NAP: u8 = 10;
+    /// Group Policy refresh delays (epoch = refresh round).
+    pub const GP: u8 = 11;
+    /// Helpdesk: calls and service times (entity CAMPUS, epoch = day).
+    pub const HELPDESK: u8 = 12;
+    /// Boundary requests and grants, firewall exceptions (epoch = day).
+    pub const REQUESTS: u8 = 13;
 }

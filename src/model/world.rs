@@ -20,6 +20,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
+use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
 use super::ids::{HostId, LinkId};
 use super::kinds::{HostKind, Os};
@@ -39,8 +40,11 @@ use crate::engine::{SimDuration, SimTime};
 pub mod class {
     pub const DAY_END: u8 = 0;
     pub const DAY_START: u8 = 1;
-    pub const SA_TIMER: u8 = 2;
-    pub const ARRIVAL: u8 = 3;
+    /// Policy refreshes, joins, reimages, NAP changes: before anything at the same instant
+    /// that depends on them.
+    pub const CAMPAIGN: u8 = 2;
+    pub const SA_TIMER: u8 = 3;
+    pub const ARRIVAL: u8 = 4;
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub enum Event {
     DayEnd(u32),
     Arrival { host: HostId, seq: u32 },
     Sa(SaTimer),
+    Campaign(CampaignEvent),
 }
 
 /// Stream words reserved for one event of a host: a session with its peer choice and the
@@ -155,8 +160,8 @@ pub struct IpsecDay {
     pub negotiation_failures: u64,
     pub fallbacks: u64,
     pub blocked: u64,
-    /// Blocked by reason: block rule, clear refused, IPsec required but failed.
-    pub blocked_by_reason: [u64; 3],
+    /// Blocked by reason: block rule, clear refused, IPsec required but failed, firewall.
+    pub blocked_by_reason: [u64; 4],
     pub peak_live_mm: u64,
     pub peak_live_qm: u64,
     pub end_live_mm: u64,
@@ -343,6 +348,7 @@ pub fn host_day_sessions(
 /// and packets.
 pub struct Layers<'a> {
     pub population: Population,
+    pub campaign: Campaign<'a>,
     pub secnet: Option<SecNet<'a>>,
     pub packets: Option<PacketLayer<'a>>,
 }
@@ -352,6 +358,8 @@ pub struct World<'a, O: Observer> {
     traffic: &'a TrafficModel,
     /// Who the computers are now (joins, reimages, groups, NAP, firewall).
     pub population: Population,
+    /// The rollout, population changes, user experience and the helpdesk.
+    pub campaign: Campaign<'a>,
     /// The IPsec layer, when the scenario has one.
     pub secnet: Option<SecNet<'a>>,
     ipsec_today: IpsecDay,
@@ -378,11 +386,12 @@ impl<'a, O: Observer> World<'a, O> {
         observer: O,
     ) -> Self {
         let streams = RngStreams::new(seed);
-        let Layers { population, secnet, packets } = layers;
+        let Layers { population, campaign, secnet, packets } = layers;
         World {
             campus,
             traffic,
             population,
+            campaign,
             secnet,
             ipsec_today: IpsecDay::default(),
             bins_clear: packets.as_ref().map(|_| LinkBins::new(campus, bin)),
@@ -404,9 +413,14 @@ impl<'a, O: Observer> World<'a, O> {
     fn start_day(&mut self, day: u32, queue: &mut EventQueue<Event>) {
         let napps = self.traffic.apps.len();
         self.today = DayTotals { app_sessions: vec![0; napps], app_bytes: vec![0; napps], ..DayTotals::default() };
+        for (at, ev) in self.campaign.start_day(day, &mut self.population, self.secnet.as_mut()) {
+            queue.push(at, class::CAMPAIGN, Event::Campaign(ev));
+        }
+        if let Some(net) = self.secnet.as_mut() {
+            self.campaign.travel(day, &self.population, net);
+        }
         if let Some(net) = &self.secnet {
             self.ipsec_today = IpsecDay {
-                policy_states: net.policy_state_counts(),
                 by_os: vec![OsOutcomes::default(); INITIATOR_GROUPS.len() * Os::ALL.len()],
                 app_protected: vec![0; napps],
                 app_clear: vec![0; napps],
@@ -416,6 +430,9 @@ impl<'a, O: Observer> World<'a, O> {
             };
         }
         for h in 0..self.campus.hosts.len() {
+            if !self.campaign.sampled[h] {
+                continue;
+            }
             let id = HostId::from_index(h);
             if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
                 queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1 });
@@ -484,6 +501,33 @@ impl<'a, O: Observer> World<'a, O> {
             if let Endpoint::Host(p) = s.peer {
                 responder_addr = c.host(p).addr;
             }
+            // What the user felt: IPsec (or, for an unhealthy NAP client under
+            // enforcement, NAP) refusing the connection, a wait, or a firewall block.
+            let protected_now = matches!(conn.outcome, Outcome::Protected { .. });
+            let mut conn = conn;
+            let firewalled = !matches!(conn.outcome, Outcome::Blocked(_))
+                && self.campaign.firewall_blocks(
+                    &mut self.population,
+                    host,
+                    responder,
+                    s.app.index(),
+                    protected_now,
+                    now,
+                );
+            if firewalled {
+                conn.outcome = Outcome::Blocked(BlockReason::Firewall);
+            }
+            let nap_blocked = self.population.nap[host.index()] == super::population::NapMode::Enforcement
+                && !self.population.healthy[host.index()]
+                && h.os.nap_capable();
+            let felt = match conn.outcome {
+                Outcome::Blocked(BlockReason::Firewall) => Felt::BlockedByFirewall,
+                Outcome::Blocked(_) if nap_blocked => Felt::BlockedByNap,
+                Outcome::Blocked(_) => Felt::BlockedByIpsec,
+                _ if !conn.delay.is_zero() => Felt::Waited(conn.delay),
+                _ => Felt::Fine,
+            };
+            self.campaign.felt(&self.population, host, responder, s.app.index(), felt, now);
             let managed_pair = h.is_managed() && c.host(conn.responder).is_managed();
             match conn.outcome {
                 Outcome::Blocked(reason) => {
@@ -493,6 +537,7 @@ impl<'a, O: Observer> World<'a, O> {
                         BlockReason::BlockRule => 0,
                         BlockReason::ClearRefused => 1,
                         BlockReason::NegotiationRequired => 2,
+                        BlockReason::Firewall => 3,
                     }] += 1;
                     d.bytes_blocked += bytes;
                     if matches!(fx.soft_delta, 1) {
@@ -599,6 +644,8 @@ impl<'a, O: Observer> World<'a, O> {
                 let mut d = std::mem::take(&mut self.ipsec_today);
                 d.end_live_mm = net.live_mm;
                 d.end_live_qm = net.live_qm;
+                // Policy states as the day ends, after its refreshes.
+                d.policy_states = net.policy_state_counts();
                 d
             }),
             packets: self.packets.as_ref().map(|_| std::mem::take(&mut self.packet_today)),
@@ -640,6 +687,8 @@ impl<'a, O: Observer> World<'a, O> {
         if let Some(l) = self.packets.as_mut() {
             l.end_day();
         }
+        let blocked = rec.ipsec.as_ref().map_or(0.0, |d| d.blocked as f64 * self.campaign.scale);
+        self.campaign.end_day(day, &self.population, self.secnet.as_ref(), blocked);
         self.observer.day(&rec);
         if day + 1 < self.days {
             queue.push(SimTime::start_of_day(day + 1), class::DAY_START, Event::DayStart(day + 1));
@@ -653,6 +702,11 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
             Event::Arrival { host, seq } => self.arrival(host, seq, now, queue),
             Event::DayStart(d) => self.start_day(d, queue),
             Event::DayEnd(d) => self.end_day(d, queue),
+            Event::Campaign(ev) => {
+                for (at, next) in self.campaign.handle(ev, now, &mut self.population, self.secnet.as_mut()) {
+                    queue.push(at, class::CAMPAIGN, Event::Campaign(next));
+                }
+            }
             Event::Sa(t) => {
                 if let Some(net) = self.secnet.as_mut() {
                     if let Some(next) = net.timer(t, now) {

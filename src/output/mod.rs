@@ -2,6 +2,7 @@
 //! charts. Model code hands results over as records; only this module serialises them.
 
 pub mod capture;
+pub mod compare;
 pub mod pcap;
 pub mod record;
 pub mod writer;

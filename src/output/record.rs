@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// An optional cell: empty when absent.
+fn opt<T: ToString>(x: Option<T>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
 /// One row of `timeline.csv`: a simulated day. Per-application byte columns follow the
 /// fixed ones, named `bytes_<app>`; because their number depends on the scenario's
 /// catalogue, the header is built by [`TimelineRow::header`].
@@ -20,15 +25,19 @@ pub struct TimelineRow {
     pub bytes_total: u64,
     pub wan_session_bytes: u64,
     pub wan_link_bytes: u64,
-    pub peak_wan_util_pct: f64,
-    pub peak_wan_link: String,
-    pub wan_links_over_80pct: u32,
-    pub wan_links_over_100pct: u32,
+    /// Busy-link figures are empty when traffic is sampled (`run.traffic_sample` < 1): the
+    /// peaks of a sample do not scale to the peaks of the whole.
+    pub peak_wan_util_pct: Option<f64>,
+    pub peak_wan_link: Option<String>,
+    pub wan_links_over_80pct: Option<u32>,
+    pub wan_links_over_100pct: Option<u32>,
     pub app_bytes: Vec<u64>,
     /// IPsec columns; empty cells (NaN in pandas) for a run without IPsec.
     pub ipsec: Option<TimelineIpsec>,
     /// Packet columns; empty below packet granularity.
     pub packets: Option<TimelinePackets>,
+    /// Rollout columns; empty for a run without a campaign.
+    pub rollout: Option<TimelineRollout>,
 }
 
 /// The IPsec columns of a timeline row.
@@ -54,6 +63,122 @@ pub struct TimelineIpsec {
     pub protected_pct_managed: Option<f64>,
 }
 
+/// The rollout columns of a timeline row (a run with a campaign).
+#[derive(Debug, Clone)]
+pub struct TimelineRollout {
+    pub date: String,
+    pub hosts_joined: u64,
+    pub domain_joined_pct: f64,
+    pub boundary_machines: u64,
+    pub boundary_pct_of_joined: f64,
+    pub reimaging: u64,
+    pub joins: u64,
+    pub reimages: u64,
+    pub boundary_grants: u64,
+    pub nap_reporting: u64,
+    pub nap_deferred: u64,
+    pub nap_enforcement: u64,
+    pub nap_unhealthy: u64,
+    pub firewall_on: u64,
+    pub users_affected: f64,
+    pub calls_ipsec: Option<u32>,
+    pub calls_total: Option<u32>,
+    pub policy_versions: u64,
+    pub roaming_waits: f64,
+    pub roaming_failures: f64,
+}
+
+impl TimelineRollout {
+    const NAMES: [&'static str; 20] = [
+        "date",
+        "hosts_joined",
+        "domain_joined_pct",
+        "boundary_machines",
+        "boundary_pct_of_joined",
+        "reimaging",
+        "joins",
+        "reimages",
+        "boundary_grants",
+        "nap_reporting",
+        "nap_deferred",
+        "nap_enforcement",
+        "nap_unhealthy",
+        "firewall_on",
+        "users_affected",
+        "calls_ipsec",
+        "calls_total",
+        "policy_versions",
+        "roaming_waits",
+        "roaming_failures",
+    ];
+
+    fn fields(&self) -> Vec<String> {
+        let opt = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
+        vec![
+            self.date.clone(),
+            self.hosts_joined.to_string(),
+            self.domain_joined_pct.to_string(),
+            self.boundary_machines.to_string(),
+            self.boundary_pct_of_joined.to_string(),
+            self.reimaging.to_string(),
+            self.joins.to_string(),
+            self.reimages.to_string(),
+            self.boundary_grants.to_string(),
+            self.nap_reporting.to_string(),
+            self.nap_deferred.to_string(),
+            self.nap_enforcement.to_string(),
+            self.nap_unhealthy.to_string(),
+            self.firewall_on.to_string(),
+            self.users_affected.to_string(),
+            opt(self.calls_ipsec),
+            opt(self.calls_total),
+            self.policy_versions.to_string(),
+            self.roaming_waits.to_string(),
+            self.roaming_failures.to_string(),
+        ]
+    }
+}
+
+/// One row of `helpdesk.csv`: a day at the helpdesk.
+#[derive(Debug, Clone, Serialize)]
+pub struct HelpdeskRow {
+    pub day: u32,
+    pub date: String,
+    pub weekday: &'static str,
+    pub agents: u32,
+    pub calls_total: u32,
+    pub calls_ipsec: u32,
+    pub calls_ipsec_blocked: u32,
+    pub calls_ipsec_delay: u32,
+    pub calls_failover_stall: u32,
+    pub calls_nap_notice: u32,
+    pub calls_nap_blocked: u32,
+    pub calls_firewall: u32,
+    pub calls_other: u32,
+    pub answered: u32,
+    pub waiting_at_close: u32,
+    pub mean_wait_s: Option<f64>,
+    pub p90_wait_s: Option<f64>,
+    pub max_wait_s: Option<f64>,
+    pub occupancy_pct: Option<f64>,
+    /// Users who met at least one failure that day (scaled from the traffic sample), and
+    /// those whose connections IPsec blocked or delayed noticeably.
+    pub users_affected: f64,
+    pub users_ipsec_blocked: f64,
+    pub users_ipsec_delay: f64,
+}
+
+/// One row of `rollout_events.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutEventRow {
+    pub day: u32,
+    pub date: String,
+    pub phase: String,
+    pub wave: String,
+    pub event: &'static str,
+    pub detail: String,
+}
+
 /// The packet columns of a timeline row.
 #[derive(Debug, Clone)]
 pub struct TimelinePackets {
@@ -61,8 +186,8 @@ pub struct TimelinePackets {
     pub ip_bytes_wire: u64,
     pub wire_packets: u64,
     pub overhead_pct_protected: Option<f64>,
-    pub peak_wan_util_clear_pct: f64,
-    pub wan_links_pushed_over: u32,
+    pub peak_wan_util_clear_pct: Option<f64>,
+    pub wan_links_pushed_over: Option<u32>,
 }
 
 impl TimelinePackets {
@@ -81,8 +206,8 @@ impl TimelinePackets {
             self.ip_bytes_wire.to_string(),
             self.wire_packets.to_string(),
             self.overhead_pct_protected.map(|x| x.to_string()).unwrap_or_default(),
-            self.peak_wan_util_clear_pct.to_string(),
-            self.wan_links_pushed_over.to_string(),
+            opt(self.peak_wan_util_clear_pct),
+            opt(self.wan_links_pushed_over),
         ]
     }
 }
@@ -156,6 +281,7 @@ impl TimelineRow {
             .iter()
             .chain(TimelineIpsec::NAMES.iter())
             .chain(TimelinePackets::NAMES.iter())
+            .chain(TimelineRollout::NAMES.iter())
             .map(|s| s.to_string())
             .chain(app_names.iter().map(|a| format!("bytes_{a}")))
             .collect()
@@ -169,10 +295,10 @@ impl TimelineRow {
             self.bytes_total.to_string(),
             self.wan_session_bytes.to_string(),
             self.wan_link_bytes.to_string(),
-            self.peak_wan_util_pct.to_string(),
-            self.peak_wan_link.clone(),
-            self.wan_links_over_80pct.to_string(),
-            self.wan_links_over_100pct.to_string(),
+            opt(self.peak_wan_util_pct),
+            self.peak_wan_link.clone().unwrap_or_default(),
+            opt(self.wan_links_over_80pct),
+            opt(self.wan_links_over_100pct),
         ];
         match &self.ipsec {
             Some(i) => v.extend(i.fields()),
@@ -181,6 +307,10 @@ impl TimelineRow {
         match &self.packets {
             Some(p) => v.extend(p.fields()),
             None => v.extend(std::iter::repeat_n(String::new(), TimelinePackets::NAMES.len())),
+        }
+        match &self.rollout {
+            Some(r) => v.extend(r.fields()),
+            None => v.extend(std::iter::repeat_n(String::new(), TimelineRollout::NAMES.len())),
         }
         v.extend(self.app_bytes.iter().map(u64::to_string));
         v
@@ -251,9 +381,9 @@ pub struct WanLinkRow {
     pub capacity_mbps: f64,
     pub bytes_up: u64,
     pub bytes_down: u64,
-    pub peak_util_pct: f64,
-    /// Start of the busiest bin, `HH:MM` of the day.
-    pub peak_bin_start: String,
+    /// The busiest bin's utilisation and start (`HH:MM`); empty when traffic is sampled.
+    pub peak_util_pct: Option<f64>,
+    pub peak_bin_start: Option<String>,
     /// Packet granularity: the same packets without IPsec, the busiest bin's utilisation
     /// then, and whether IPsec pushed the link over the scenario's threshold.
     pub bytes_up_clear: Option<u64>,
@@ -318,9 +448,10 @@ pub struct Summary {
     pub traffic_bytes_total: u64,
     pub wan_session_bytes_total: u64,
     pub wan_session_bytes_pct: f64,
-    pub peak_wan_link_util_pct: f64,
-    pub peak_wan_link: String,
-    pub wan_links_over_80pct_peak_day: u32,
+    /// Null when traffic is sampled (see `TimelineRow`).
+    pub peak_wan_link_util_pct: Option<f64>,
+    pub peak_wan_link: Option<String>,
+    pub wan_links_over_80pct_peak_day: Option<u32>,
     /// Packet granularity: links IPsec pushed over the threshold on their worst day, and
     /// the sample replayed packet by packet.
     pub wan_links_pushed_over_threshold: Option<u32>,

@@ -10,17 +10,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
+use super::date::CivilDate;
 use super::diag::{
     Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables, text_from_utf8,
 };
 use super::file::*;
 use crate::engine::SimDuration;
+use crate::model::campus::SubnetPurpose;
+use crate::model::helpdesk::{Cause, HelpdeskParams, PerCause, Propensity};
 use crate::model::ids::{DomainId, GroupId};
 use crate::model::kinds::{Affinity, ClientCategory, GroupKind, HostKind, Os, Protocol, Role};
 use crate::model::packets::{OverMtu, PacketModel, Shape};
 use crate::model::policy::{
     ActionKind, AuthMethod, Fallback, FilterAction, FilterList, FilterSpec, Gpo, IpsecPolicy, LocalPolicy, Mode,
     PolicySet, Principal, Rule,
+};
+use crate::model::population::NapMode;
+use crate::model::rollout::{
+    Announcement, AnnouncementKind, Gate, Metric, Order, Rollback, Schedule, Selector, Topic, Unit, UnitKind, Wave,
+    WaveAction,
 };
 use crate::model::sa::SaParams;
 use crate::model::wire::{IpVersion, Mtu, Suite};
@@ -94,6 +102,66 @@ pub struct Scenario {
     pub ipsec: Option<IpsecParams>,
     pub policy: PolicySet,
     pub packet: Option<PacketParams>,
+    pub rollout: Option<RolloutParams>,
+    pub population: Option<PopulationParams>,
+    pub nap: Option<NapParams>,
+    pub firewall: Option<FirewallParams>,
+    pub helpdesk: Option<HelpdeskSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpdeskSettings {
+    pub params: HelpdeskParams,
+    /// Mean service after helpdesk training.
+    pub trained_service: SimDuration,
+    pub propensity: Propensity,
+    /// Fallback waits at least this long are noticed.
+    pub noticeable_delay: SimDuration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RolloutParams {
+    /// Calendar date of day 0.
+    pub start_date: CivilDate,
+    pub gp_refresh: SimDuration,
+    pub gp_refresh_jitter: SimDuration,
+    pub schedule: Schedule,
+}
+
+#[derive(Debug, Clone)]
+pub struct PopulationParams {
+    pub join_rate: f64,
+    pub join_rate_announced: f64,
+    pub announcement_effect_days: u32,
+    pub join_rate_refused: f64,
+    pub reimaged_share_per_day: f64,
+    pub rejoin_delay: SimDuration,
+    pub rejoin_sigma: f64,
+    pub boundary_group: GroupId,
+    pub boundary_request_threshold: u32,
+    pub boundary_request_probability: f64,
+    pub boundary_grant_probability: f64,
+    pub boundary_grant_days: u32,
+    pub travel_probability: f64,
+    pub foreign_connections: f64,
+    pub foreign_incompatible: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NapParams {
+    pub drift_per_day: f64,
+    pub auto_remediation: f64,
+    pub auto_remediation_time: SimDuration,
+    pub manual_remediation_time: SimDuration,
+    pub remediation_sigma: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FirewallParams {
+    /// Applications (bit per app index) clients accept inbound by default.
+    pub inbound_allowed: u64,
+    pub local_exception_probability: f64,
+    pub bypass_group: Option<GroupId>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +201,8 @@ pub struct RunParams {
     /// 0 = Monday .. 6 = Sunday.
     pub start_weekday: u8,
     pub utilisation_bin: SimDuration,
+    /// Share of users and servers whose traffic is simulated (1 = all).
+    pub traffic_sample: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +220,7 @@ pub struct CampusParams {
     pub vpn_pool_prefix: u8,
     pub laptop_fraction: f64,
     pub multi_machine_user_fraction: f64,
+    pub domain_site_affinity: f64,
     pub simple_policy_update_fraction: f64,
     pub client_mix: Mix<ClientCategory>,
     pub managed_os: Mix<Os>,
@@ -468,7 +539,13 @@ impl Validator<'_> {
         let traffic = self.traffic(&raw.traffic, &raw.apps, &server_roles, &nlb);
         let ipsec = raw.ipsec.as_ref().map(|i| self.ipsec(i));
         let packet = raw.packet.as_ref().map(|p| self.packet(p));
+        let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        let population = raw.population.as_ref().map(|x| self.population(x, &group_names));
+        let nap = raw.nap.as_ref().map(|x| self.nap(x));
+        let firewall = raw.firewall.as_ref().map(|x| self.firewall(x, &raw.apps, &group_names));
+        let helpdesk = raw.helpdesk.as_ref().map(|x| self.helpdesk(x));
         let policy = self.policy_set(&raw, &domains, &groups);
+        let rollout = raw.rollout.as_ref().map(|r| self.rollout(r, run.start_weekday, &domains, &group_names, &policy));
         if ipsec.is_none() && !policy.is_empty() {
             self.fail(
                 &p(&["ipsec"]),
@@ -491,6 +568,436 @@ impl Validator<'_> {
             ipsec,
             policy,
             packet,
+            rollout,
+            population,
+            nap,
+            firewall,
+            helpdesk,
+        }
+    }
+
+    fn helpdesk(&mut self, f: &HelpdeskFile) -> HelpdeskSettings {
+        let k = |s: &str| p(&["helpdesk", s]);
+        let tod = |this: &mut Self, j: usize, s: &str| -> SimDuration {
+            let ok = s.split_once(':').and_then(|(h, m)| Some((h.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
+            match ok {
+                Some((h, m)) if h <= 24 && m < 60 && (h < 24 || m == 0) => {
+                    SimDuration::from_hours(h) + SimDuration::from_mins(m)
+                }
+                _ => {
+                    this.fail(&k("open").index(j), format!("expected a time of day \"HH:MM\", found {s:?}"));
+                    SimDuration::ZERO
+                }
+            }
+        };
+        let open = tod(self, 0, &f.open[0]);
+        let close = tod(self, 1, &f.open[1]);
+        if open >= close {
+            self.fail(&k("open"), "the desk must open before it closes");
+        }
+        let mut hourly = [0.0; 24];
+        if f.hourly.len() != 24
+            || f.hourly.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+            || f.hourly.iter().sum::<f64>() <= 0.0
+        {
+            self.fail(
+                &k("hourly"),
+                format!("expected 24 non-negative hourly weights, not all zero (found {} values)", f.hourly.len()),
+            );
+        } else {
+            hourly.copy_from_slice(&f.hourly);
+        }
+        let mut base = PerCause::splat(0.0);
+        for (name, &v) in &f.propensity {
+            match Cause::from_name(name) {
+                Some(c) if c != Cause::Other => base[c] = self.fraction(k("propensity").key(name.clone()), v),
+                _ => self.fail(
+                    &k("propensity").key(name.clone()),
+                    "expected a cause: ipsec-blocked, ipsec-delay, failover-stall, nap-notice, nap-blocked, firewall",
+                ),
+            }
+        }
+        for (name, v) in [
+            ("inconsistent_factor", f.inconsistent_factor),
+            ("unannounced_factor", f.unannounced_factor),
+            ("trained_factor", f.trained_factor),
+            ("repeat_factor", f.repeat_factor),
+        ] {
+            if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+                self.fail(&k(name), format!("expected a factor from 0 to 100, found {v}"));
+            }
+        }
+        if !(f.baseline_calls_per_month.is_finite() && (0.0..=1e7).contains(&f.baseline_calls_per_month)) {
+            self.fail(
+                &k("baseline_calls_per_month"),
+                format!("expected 0 to 10000000, found {}", f.baseline_calls_per_month),
+            );
+        }
+        if f.agents_weekday > 100_000 || f.agents_weekend > 100_000 {
+            self.fail(&k("agents_weekday"), "at most 100000 agents");
+        }
+        if f.mean_service.0.is_zero() || f.trained_service.0.is_zero() {
+            self.fail(&k("mean_service"), "service times must be positive");
+        }
+        HelpdeskSettings {
+            params: HelpdeskParams {
+                agents_weekday: f.agents_weekday,
+                agents_weekend: f.agents_weekend,
+                open,
+                close,
+                mean_service: f.mean_service.0,
+                baseline_calls_per_month: f.baseline_calls_per_month,
+                weekend_factor: f.weekend_factor.max(0.0),
+                hourly_profile: hourly,
+            },
+            trained_service: f.trained_service.0,
+            propensity: Propensity {
+                base,
+                inconsistent: f.inconsistent_factor,
+                unannounced: f.unannounced_factor,
+                trained: f.trained_factor,
+                repeat: f.repeat_factor,
+            },
+            noticeable_delay: f.noticeable_delay.0,
+        }
+    }
+
+    fn rollout(
+        &mut self,
+        r: &RolloutFile,
+        run_weekday: u8,
+        domains: &[DomainParams],
+        group_names: &[String],
+        policy: &PolicySet,
+    ) -> RolloutParams {
+        let k = |s: &str| p(&["rollout", s]);
+        let date = CivilDate::parse(&r.start_date);
+        match date {
+            None => self.fail(&k("start_date"), format!("expected a date \"YYYY-MM-DD\", found {:?}", r.start_date)),
+            // Weekends and weekday labels must agree with the calendar.
+            Some(d) if d.weekday() != run_weekday => self.fail(
+                &k("start_date"),
+                format!(
+                    "{} is a {}, but run.start_weekday says {}",
+                    r.start_date,
+                    WEEKDAYS[d.weekday() as usize],
+                    WEEKDAYS[run_weekday as usize]
+                ),
+            ),
+            Some(_) => {}
+        }
+        let mut waves: Vec<Wave> = Vec::new();
+        for (i, w) in r.waves.iter().enumerate() {
+            let path = KeyPath::root().key("rollout").key("wave").index(i);
+            if r.waves[..i].iter().any(|x| x.name == w.name) {
+                self.fail(&path.key("name"), format!("duplicate wave name {:?}", w.name));
+            }
+            let after = match &w.after {
+                None => None,
+                Some(a) => match r.waves[..i].iter().position(|x| &x.name == a) {
+                    Some(j) => Some(j),
+                    None => {
+                        self.fail(
+                            &path.key("after"),
+                            format!("no earlier wave is named {a:?} (waves may only follow waves listed before them)"),
+                        );
+                        None
+                    }
+                },
+            };
+            if w.duration == 0 || w.duration > 3650 {
+                self.fail(&path.key("duration"), format!("expected 1 to 3650 days, found {}", w.duration));
+            }
+            let target = w.target.as_str();
+            fn find_in<'s>(mut list: impl Iterator<Item = &'s String>, name: &str) -> Option<usize> {
+                list.position(|n| n == name)
+            }
+            let action = match w.action.as_str() {
+                "add-filters" | "set-filters" => match find_in(policy.filter_lists.iter().map(|f| &f.name), target) {
+                    Some(list) if w.action == "add-filters" => Some(WaveAction::AddFilters { list }),
+                    Some(list) => {
+                        let mut filters = Vec::new();
+                        for (j, f) in w.filters.iter().enumerate() {
+                            match FilterSpec::parse(f, group_names) {
+                                Ok(spec) => filters.push(spec),
+                                Err(msg) => self.fail(&path.key("filters").index(j), msg),
+                            }
+                        }
+                        Some(WaveAction::SetFilters { list, filters })
+                    }
+                    None => {
+                        self.fail(&path.key("target"), format!("no [[filter_list]] is named {target:?}"));
+                        None
+                    }
+                },
+                "link-gpo" => match find_in(policy.gpos.iter().map(|g| &g.name), target) {
+                    Some(gpo) => Some(WaveAction::LinkGpo { gpo }),
+                    None => {
+                        self.fail(&path.key("target"), format!("no [[gpo]] is named {target:?}"));
+                        None
+                    }
+                },
+                "add-to-group" => match group_names.iter().position(|g| g == target) {
+                    Some(g) => Some(WaveAction::AddToGroup { group: GroupId::from_index(g) }),
+                    None => {
+                        self.fail(&path.key("target"), format!("no [[group]] is named {target:?}"));
+                        None
+                    }
+                },
+                "nap" => match NapMode::from_name(target) {
+                    Some(m) => Some(WaveAction::Nap(m)),
+                    None => {
+                        self.fail(
+                            &path.key("target"),
+                            format!("expected a NAP mode (off, reporting, deferred, enforcement), found {target:?}"),
+                        );
+                        None
+                    }
+                },
+                "firewall" => match target {
+                    "on" => Some(WaveAction::Firewall(true)),
+                    "off" => Some(WaveAction::Firewall(false)),
+                    _ => {
+                        self.fail(&path.key("target"), format!("expected \"on\" or \"off\", found {target:?}"));
+                        None
+                    }
+                },
+                other => {
+                    self.fail(
+                        &path.key("action"),
+                        format!("expected add-filters, set-filters, link-gpo, add-to-group, nap or firewall, found {other:?}"),
+                    );
+                    None
+                }
+            };
+            if w.action != "set-filters" && !w.filters.is_empty() {
+                self.fail(&path.key("filters"), "filters only go with the set-filters action");
+            }
+            let select = self.selector(&w.select, path.key("select"), domains, group_names);
+            let gate = w.gate.as_ref().and_then(|g| {
+                let m = Metric::from_name(&g.metric);
+                if m.is_none() {
+                    self.fail(
+                        &path.key("gate").key("metric"),
+                        format!("unknown metric {:?}: expected one of {}", g.metric, metric_names()),
+                    );
+                }
+                m.map(|metric| Gate { metric, below: g.below, days: g.days.max(1) })
+            });
+            let rollback = w.rollback.as_ref().and_then(|b| {
+                let m = Metric::from_name(&b.metric);
+                if m.is_none() {
+                    self.fail(
+                        &path.key("rollback").key("metric"),
+                        format!("unknown metric {:?}: expected one of {}", b.metric, metric_names()),
+                    );
+                }
+                m.map(|metric| Rollback { metric, above: b.above, within: b.within })
+            });
+            if let Some(action) = action {
+                waves.push(Wave {
+                    name: w.name.clone(),
+                    phase: w.phase.clone(),
+                    start: w.start,
+                    after,
+                    gap: w.gap,
+                    duration: w.duration.max(1),
+                    action,
+                    select,
+                    gate,
+                    rollback,
+                });
+            }
+        }
+        let mut announcements = Vec::new();
+        for (i, a) in r.announcements.iter().enumerate() {
+            let path = KeyPath::root().key("rollout").key("announcement").index(i);
+            let kind = match a.kind.as_str() {
+                "email" => Some(AnnouncementKind::Email),
+                "user-training" => Some(AnnouncementKind::UserTraining),
+                "helpdesk-training" => Some(AnnouncementKind::HelpdeskTraining),
+                other => {
+                    self.fail(
+                        &path.key("kind"),
+                        format!("expected email, user-training or helpdesk-training, found {other:?}"),
+                    );
+                    None
+                }
+            };
+            let topic = match a.topic.as_str() {
+                "ipsec" => Some(Topic::Ipsec),
+                "nap" => Some(Topic::Nap),
+                "firewall" => Some(Topic::Firewall),
+                other => {
+                    self.fail(&path.key("topic"), format!("expected ipsec, nap or firewall, found {other:?}"));
+                    None
+                }
+            };
+            if let (Some(kind), Some(topic)) = (kind, topic) {
+                announcements.push(Announcement { day: a.day, kind, topic, text: a.text.clone() });
+            }
+        }
+        RolloutParams {
+            start_date: date.unwrap_or(CivilDate::parse("2007-01-08").expect("a real date")),
+            gp_refresh: r.gp_refresh.0.max(SimDuration::MINUTE),
+            gp_refresh_jitter: r.gp_refresh_jitter.0,
+            schedule: Schedule { waves, announcements },
+        }
+    }
+
+    fn selector(
+        &mut self,
+        s: &SelectFile,
+        path: KeyPath,
+        domains: &[DomainParams],
+        group_names: &[String],
+    ) -> Selector {
+        let kind = match s.unit.as_str() {
+            "subnets" => UnitKind::Subnets,
+            "buildings" => UnitKind::Buildings,
+            "sites" => UnitKind::Sites,
+            "domains" => UnitKind::Domains,
+            "groups" => UnitKind::Groups,
+            "prefixes" => UnitKind::Prefixes,
+            "all" => UnitKind::All,
+            other => {
+                self.fail(
+                    &path.key("unit"),
+                    format!("expected subnets, buildings, sites, domains, groups, prefixes or all, found {other:?}"),
+                );
+                UnitKind::All
+            }
+        };
+        let order = match s.order.as_deref() {
+            None if !s.names.is_empty() => Order::Listed,
+            None | Some("smallest") => Order::Smallest,
+            Some("largest") => Order::Largest,
+            Some("listed") => Order::Listed,
+            Some(other) => {
+                self.fail(&path.key("order"), format!("expected smallest, largest or listed, found {other:?}"));
+                Order::Smallest
+            }
+        };
+        let mut named = Vec::new();
+        for (j, n) in s.names.iter().enumerate() {
+            let unit = match kind {
+                UnitKind::Domains => {
+                    domains.iter().position(|d| &d.name == n).map(|d| Unit::Domain(DomainId::from_index(d)))
+                }
+                UnitKind::Groups => {
+                    group_names.iter().position(|g| g == n).map(|g| Unit::Group(GroupId::from_index(g)))
+                }
+                UnitKind::Prefixes => n.parse::<Ipv4Net>().ok().map(|p| Unit::Prefix(p.trunc())),
+                _ => {
+                    self.fail(&path.key("names").index(j), "names select domains, groups or prefixes only");
+                    continue;
+                }
+            };
+            match unit {
+                Some(u) => named.push(u),
+                None => {
+                    self.fail(&path.key("names").index(j), format!("unknown {} {n:?}", s.unit.trim_end_matches('s')))
+                }
+            }
+        }
+        if matches!(kind, UnitKind::Groups | UnitKind::Prefixes) && named.is_empty() {
+            self.fail(&path.key("names"), format!("selecting {} needs names", s.unit));
+        }
+        if let Some(f) = s.fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                self.fail(&path.key("fraction"), format!("expected a share in (0, 1], found {f}"));
+            }
+        }
+        let mut purposes = Vec::new();
+        for (j, x) in s.purposes.iter().enumerate() {
+            match x.as_str() {
+                "client" => purposes.push(SubnetPurpose::Client),
+                "server" => purposes.push(SubnetPurpose::Server),
+                "cluster" => purposes.push(SubnetPurpose::Cluster),
+                "vpn-pool" => purposes.push(SubnetPurpose::VpnPool),
+                other => self.fail(
+                    &path.key("purposes").index(j),
+                    format!("expected client, server, cluster or vpn-pool, found {other:?}"),
+                ),
+            }
+        }
+        Selector { kind, order, count: s.count, fraction: s.fraction, named, purposes }
+    }
+
+    fn population(&mut self, f: &PopulationFile, group_names: &[String]) -> PopulationParams {
+        let k = |s: &str| p(&["population", s]);
+        let boundary_group = match group_names.iter().position(|g| g == &f.boundary_group) {
+            Some(g) => GroupId::from_index(g),
+            None => {
+                self.fail(&k("boundary_group"), format!("no [[group]] is named {:?}", f.boundary_group));
+                GroupId(0)
+            }
+        };
+        if !(f.foreign_connections.is_finite() && (0.0..=10_000.0).contains(&f.foreign_connections)) {
+            self.fail(&k("foreign_connections"), format!("expected 0 to 10000 a day, found {}", f.foreign_connections));
+        }
+        for (name, s) in [("rejoin_sigma", f.rejoin_sigma)] {
+            if !(s.is_finite() && (0.0..=4.0).contains(&s)) {
+                self.fail(&k(name), format!("expected a lognormal sigma from 0 to 4, found {s}"));
+            }
+        }
+        PopulationParams {
+            join_rate: self.fraction(k("join_rate"), f.join_rate),
+            join_rate_announced: self.fraction(k("join_rate_announced"), f.join_rate_announced),
+            announcement_effect_days: f.announcement_effect_days,
+            join_rate_refused: self.fraction(k("join_rate_refused"), f.join_rate_refused),
+            reimaged_share_per_day: self.fraction(k("reimaged_share_per_day"), f.reimaged_share_per_day),
+            rejoin_delay: f.rejoin_delay.0,
+            rejoin_sigma: f.rejoin_sigma,
+            boundary_group,
+            boundary_request_threshold: f.boundary_request_threshold.max(1),
+            boundary_request_probability: self
+                .fraction(k("boundary_request_probability"), f.boundary_request_probability),
+            boundary_grant_probability: self.fraction(k("boundary_grant_probability"), f.boundary_grant_probability),
+            boundary_grant_days: f.boundary_grant_days,
+            travel_probability: self.fraction(k("travel_probability"), f.travel_probability),
+            foreign_connections: f.foreign_connections,
+            foreign_incompatible: self.fraction(k("foreign_incompatible"), f.foreign_incompatible),
+        }
+    }
+
+    fn nap(&mut self, f: &NapFile) -> NapParams {
+        let k = |s: &str| p(&["nap", s]);
+        if !(f.remediation_sigma.is_finite() && (0.0..=4.0).contains(&f.remediation_sigma)) {
+            self.fail(
+                &k("remediation_sigma"),
+                format!("expected a lognormal sigma from 0 to 4, found {}", f.remediation_sigma),
+            );
+        }
+        NapParams {
+            drift_per_day: self.fraction(k("drift_per_day"), f.drift_per_day),
+            auto_remediation: self.fraction(k("auto_remediation"), f.auto_remediation),
+            auto_remediation_time: f.auto_remediation_time.0,
+            manual_remediation_time: f.manual_remediation_time.0,
+            remediation_sigma: f.remediation_sigma,
+        }
+    }
+
+    fn firewall(&mut self, f: &FirewallFile, apps: &[AppFile], group_names: &[String]) -> FirewallParams {
+        let k = |s: &str| p(&["firewall", s]);
+        let mut inbound_allowed = 0u64;
+        for (j, name) in f.inbound_allowed.iter().enumerate() {
+            match apps.iter().position(|a| &a.name == name) {
+                Some(i) if i < 64 => inbound_allowed |= 1 << i,
+                _ => self.fail(&k("inbound_allowed").index(j), format!("no [[app]] is named {name:?}")),
+            }
+        }
+        let bypass_group = f.bypass_group.as_ref().and_then(|g| match group_names.iter().position(|x| x == g) {
+            Some(i) => Some(GroupId::from_index(i)),
+            None => {
+                self.fail(&k("bypass_group"), format!("no [[group]] is named {g:?}"));
+                None
+            }
+        });
+        FirewallParams {
+            inbound_allowed,
+            local_exception_probability: self.fraction(k("local_exception_probability"), f.local_exception_probability),
+            bypass_group,
         }
     }
 
@@ -791,7 +1298,6 @@ impl Validator<'_> {
 
     fn run(&mut self, r: &RunFile) -> RunParams {
         let days = self.count(p(&["run", "days"]), r.days, 1, limits::MAX_DAYS);
-        const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
         let start_weekday = match WEEKDAYS.iter().position(|d| *d == r.start_weekday) {
             Some(i) => i as u8,
             None => {
@@ -809,7 +1315,13 @@ impl Validator<'_> {
                 format!("expected at least 1 s and a whole fraction of a day (e.g. \"5 min\"), found {bin}"),
             );
         }
-        RunParams { seed: r.seed, days, start_weekday, utilisation_bin: bin }
+        if !(r.traffic_sample > 0.0 && r.traffic_sample <= 1.0) {
+            self.fail(
+                &p(&["run", "traffic_sample"]),
+                format!("expected a share in (0, 1], found {}", r.traffic_sample),
+            );
+        }
+        RunParams { seed: r.seed, days, start_weekday, utilisation_bin: bin, traffic_sample: r.traffic_sample }
     }
 
     fn campus(&mut self, c: &CampusFile) -> CampusParams {
@@ -879,6 +1391,7 @@ impl Validator<'_> {
             vpn_pool_prefix: c.vpn_pool_prefix,
             laptop_fraction: self.fraction(k("laptop_fraction"), c.laptop_fraction),
             multi_machine_user_fraction: self.fraction(k("multi_machine_user_fraction"), c.multi_machine_user_fraction),
+            domain_site_affinity: self.fraction(k("domain_site_affinity"), c.domain_site_affinity),
             simple_policy_update_fraction: self
                 .fraction(k("simple_policy_update_fraction"), c.simple_policy_update_fraction),
             client_mix: self.mix(k("client_mix"), &c.client_mix, |_| true, "client categories"),
@@ -1200,6 +1713,13 @@ impl Validator<'_> {
         }
     }
 }
+
+fn metric_names() -> String {
+    Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Weekday names of `run.start_weekday`, Monday first.
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn parse_target(s: &str) -> Result<Target, String> {
     let bad = || format!("expected \"home:<role>\", \"popular:<role>\" or \"peer\", found {s:?}");

@@ -55,6 +55,193 @@ pub struct ScenarioFile {
     /// Packet-level settings (needed by `--granularity packet`).
     #[serde(default)]
     pub packet: Option<PacketFile>,
+    /// A rollout schedule; without one the policy stays as configured.
+    #[serde(default)]
+    pub rollout: Option<RolloutFile>,
+    /// How the computer population changes (joins, reimages, boundary grants, travel).
+    #[serde(default)]
+    pub population: Option<PopulationFile>,
+    #[serde(default)]
+    pub nap: Option<NapFile>,
+    #[serde(default)]
+    pub firewall: Option<FirewallFile>,
+    #[serde(default)]
+    pub helpdesk: Option<HelpdeskFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutFile {
+    /// Calendar date of day 0, "YYYY-MM-DD" (labels only).
+    pub start_date: String,
+    /// Group Policy background refresh interval and its random offset.
+    pub gp_refresh: Duration,
+    pub gp_refresh_jitter: Duration,
+    #[serde(rename = "wave", default)]
+    pub waves: Vec<WaveFile>,
+    #[serde(rename = "announcement", default)]
+    pub announcements: Vec<AnnouncementFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveFile {
+    pub name: String,
+    pub phase: String,
+    /// Earliest day the wave starts.
+    pub start: u32,
+    /// Start only after this (earlier) wave is done, plus `gap` days.
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub gap: u32,
+    /// Days over which the selected units are applied in equal daily batches.
+    #[serde(default = "one_u32")]
+    pub duration: u32,
+    /// add-filters, set-filters, link-gpo, add-to-group, nap, firewall.
+    pub action: String,
+    /// The filter list, GPO or group acted on; for nap the mode (reporting, deferred,
+    /// enforcement, off); for firewall "on" or "off".
+    pub target: String,
+    pub select: SelectFile,
+    /// For set-filters: the filters.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    #[serde(default)]
+    pub gate: Option<GateFile>,
+    #[serde(default)]
+    pub rollback: Option<RollbackFile>,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectFile {
+    /// subnets, buildings, sites, domains, groups, prefixes, all.
+    pub unit: String,
+    /// smallest (default), largest, listed.
+    #[serde(default)]
+    pub order: Option<String>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub fraction: Option<f64>,
+    /// Names of domains or groups, or prefixes.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Subnet purposes that count: client, server, cluster, vpn-pool (default all).
+    #[serde(default)]
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateFile {
+    pub metric: String,
+    pub below: f64,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackFile {
+    pub metric: String,
+    pub above: f64,
+    pub within: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementFile {
+    pub day: u32,
+    /// email, user-training, helpdesk-training.
+    pub kind: String,
+    /// ipsec, nap, firewall.
+    pub topic: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationFile {
+    /// Daily probability that a joinable test machine joins a managed domain: always, on
+    /// top in the days after an IPsec e-mail, and on a day its owner was refused.
+    pub join_rate: f64,
+    pub join_rate_announced: f64,
+    pub announcement_effect_days: u32,
+    pub join_rate_refused: f64,
+    /// PCs rebuilt per day as a share of all clients (the rebuilds fall on managed PCs);
+    /// a rebuilt PC is unmanaged until it rejoins after a lognormal delay.
+    pub reimaged_share_per_day: f64,
+    pub rejoin_delay: Duration,
+    pub rejoin_sigma: f64,
+    /// The group business-need boundary grants go to.
+    pub boundary_group: String,
+    /// Untrusted connections a server refuses in a day before its owners ask for a
+    /// boundary exception; the chance they ask; the chance it is granted; days to decide.
+    pub boundary_request_threshold: u32,
+    pub boundary_request_probability: f64,
+    pub boundary_grant_probability: f64,
+    pub boundary_grant_days: u32,
+    /// Laptops on the road: daily probability, connections to local hosts there, share of
+    /// those hosts with an incompatible IPsec policy.
+    pub travel_probability: f64,
+    pub foreign_connections: f64,
+    pub foreign_incompatible: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NapFile {
+    /// Daily probability that a healthy NAP client falls out of compliance.
+    pub drift_per_day: f64,
+    /// Share of lapses the client remediates by itself, how long that takes, and how long
+    /// a lapse lasts when the user must fix it (lognormal medians, shared sigma).
+    pub auto_remediation: f64,
+    pub auto_remediation_time: Duration,
+    pub manual_remediation_time: Duration,
+    pub remediation_sigma: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallFile {
+    /// Applications a firewalled client accepts inbound by its default rules.
+    pub inbound_allowed: Vec<String>,
+    /// Chance that a local administrator opens an application after it was blocked.
+    pub local_exception_probability: f64,
+    /// Group whose IPsec-authenticated connections bypass the firewall (scanners).
+    #[serde(default)]
+    pub bypass_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelpdeskFile {
+    pub agents_weekday: u32,
+    pub agents_weekend: u32,
+    /// Opening hours, ["HH:MM", "HH:MM"].
+    pub open: [String; 2],
+    pub mean_service: Duration,
+    /// Mean service once the helpdesk has had IPsec training.
+    pub trained_service: Duration,
+    pub baseline_calls_per_month: f64,
+    pub weekend_factor: f64,
+    /// When calls come, by hour (24 weights).
+    pub hourly: Vec<f64>,
+    /// Chance that a user who meets a failure of a cause calls, per cause.
+    pub propensity: BTreeMap<String, f64>,
+    /// Multipliers: an inconsistent failure, an unannounced change, trained users.
+    pub inconsistent_factor: f64,
+    pub unannounced_factor: f64,
+    pub trained_factor: f64,
+    /// Multiplier for a user who met the same kind of failure on an earlier day.
+    pub repeat_factor: f64,
+    /// A fallback wait this long or longer is noticed.
+    pub noticeable_delay: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +347,10 @@ pub struct RunFile {
     pub start_weekday: String,
     /// Width of the bins in which link utilisation is measured.
     pub utilisation_bin: Duration,
+    /// Share of users (and servers) whose traffic is simulated; counts are scaled up by
+    /// its inverse. 1 simulates everyone.
+    #[serde(default = "one")]
+    pub traffic_sample: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +378,9 @@ pub struct CampusFile {
     pub laptop_fraction: f64,
     /// Share of users who are developers or testers and own the extra machines.
     pub multi_machine_user_fraction: f64,
+    /// Share of a site's managed computers in the site's own domain (domains are mostly
+    /// geographic); the rest are spread over all domains by share.
+    pub domain_site_affinity: f64,
     /// Share of Windows XP SP2 / Server 2003 SP1 hosts with the Simple Policy update
     /// (KB914841), which cuts the fallback-to-clear wait from 3 s to 500 ms.
     pub simple_policy_update_fraction: f64,

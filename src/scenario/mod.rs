@@ -3,6 +3,7 @@
 //! turns every problem into a `file:line:col: key.path: message` diagnostic.
 
 pub mod build;
+pub mod date;
 pub mod diag;
 pub mod file;
 pub mod units;

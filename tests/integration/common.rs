@@ -32,8 +32,18 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The reduced campus (seed 1), generated once per test binary.
+/// The reduced campus in the IPsec end state (seed 1), generated once per test binary.
 pub fn reduced() -> &'static (Scenario, Campus) {
+    static CELL: OnceLock<(Scenario, Campus)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let sc = load("reduced-secure-request-day.toml");
+        let campus = Campus::generate(&sc, 1).expect("reduced campus generates");
+        (sc, campus)
+    })
+}
+
+/// The reduced campus with the white paper's rollout (seed 1), generated once.
+pub fn reduced_rollout() -> &'static (Scenario, Campus) {
     static CELL: OnceLock<(Scenario, Campus)> = OnceLock::new();
     CELL.get_or_init(|| {
         let sc = load("reduced-campus.toml");

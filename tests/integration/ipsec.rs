@@ -355,7 +355,7 @@ proptest! {
 
 fn lint_text(name: &str, body: &str) -> Vec<domiso::model::lint::Finding> {
     let text = format!(
-        "extends = \"builtin:whitepaper-2008\"\nname = \"{name}\"\nlocal_policy = []\n[campus]\nclients = 3000\nusers = 1600\nsites = 12\nregions = 3\n[nlb]\nclusters = 2\n{body}"
+        "extends = \"builtin:whitepaper-2008\"\nname = \"{name}\"\nlocal_policy = []\n[campus]\nclients = 3000\nusers = 1600\nsites = 12\nregions = 3\n[nlb]\nclusters = 2\n[rollout]\nwave = []\n{body}"
     );
     let sc = build::parse(&format!("{name}.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     run::lint_scenario(&sc, 1).unwrap()
@@ -523,7 +523,7 @@ fn run_reduced_sa() -> &'static std::path::PathBuf {
         let dir = scratch("ipsec-day").join("run");
         let out = domiso(&[
             "run",
-            "scenarios/reduced-campus.toml",
+            "scenarios/reduced-secure-request-day.toml",
             "--granularity",
             "sa",
             "--out",
@@ -561,7 +561,9 @@ fn secure_request_day_protects_managed_traffic_and_blocks_the_untrusted() {
     // Unmanaged hosts are blocked except against boundary machines and exempt servers.
     for (who, os) in [("mac", "mac-os-x"), ("test-domain", "vista"), ("test-domain", "xp-sp2"), ("linux", "linux")] {
         let r = get(who, os);
-        assert_eq!(num(r, "protected"), 0.0, "{who} never gets IPsec");
+        // Only test machines that join a domain during the day get IPsec (from then on).
+        let joined_share = if who == "test-domain" { 0.02 } else { 0.0 };
+        assert!(num(r, "protected") <= joined_share * num(r, "sessions"), "{who}/{os} gets no IPsec unless it joins");
         assert!(num(r, "blocked") > 0.3 * num(r, "sessions"), "{who}/{os}: most sessions to SecureNet are refused");
         assert!(num(r, "clear_exempt") > 0.0, "{who}/{os}: DNS, DHCP and boundary machines still answer");
     }

@@ -3,8 +3,10 @@
 mod campus;
 mod common;
 mod engine;
+mod helpdesk;
 mod ipsec;
 mod packets;
+mod rollout;
 mod run;
 mod scenario;
 mod units;

@@ -93,7 +93,7 @@ fn packet_run() -> &'static std::path::PathBuf {
         let dir = scratch("packet-day").join("run");
         let out = domiso(&[
             "run",
-            "scenarios/reduced-campus.toml",
+            "scenarios/reduced-secure-request-day.toml",
             "--granularity",
             "packet",
             "--out",
@@ -180,7 +180,7 @@ fn overhead_follows_the_mechanisms() {
     // Encryption (AES-CBC: 16-byte IV and 16-byte blocks) costs more bytes and more CPU
     // than ESP-null; fragmentation instead of path-MTU discovery changes the bill.
     let dir = scratch("packet-mechanisms");
-    let base = "extends = \"../../../scenarios/reduced-campus.toml\"\nname = \"mech\"\n[campus]\nclients = 4000\nusers = 2200\nsites = 10\nregions = 2\n[nlb]\nclusters = 2\n";
+    let base = "extends = \"../../../scenarios/reduced-secure-request-day.toml\"\nname = \"mech\"\n[campus]\nclients = 4000\nusers = 2200\nsites = 10\nregions = 2\n[nlb]\nclusters = 2\n";
     let run = |name: &str, extra: &str| -> serde_json::Value {
         let file = dir.join(format!("{name}.toml"));
         std::fs::write(&file, format!("{base}[packet]\n{extra}\n")).unwrap();
@@ -213,7 +213,7 @@ fn pcap_of_a_window_opens_cleanly_in_tshark() {
     let pcap = dir.join("window.pcap");
     let out = domiso(&[
         "run",
-        "scenarios/reduced-campus.toml",
+        "scenarios/reduced-secure-request-day.toml",
         "--granularity",
         "packet",
         "--out",

@@ -1,0 +1,809 @@
+//! The campaign around the traffic: the rollout schedule taking effect through Group
+//! Policy refresh, the population changing (joins, reimaged PCs, boundary grants, NAP
+//! lapses), what users experience, and the helpdesk that hears about it, day by day.
+//!
+//! Contract:
+//! - Policy and NAP/firewall changes reach a host at its next Group Policy refresh: after a
+//!   change is published, every managed host refreshes once at a uniform time within one
+//!   refresh interval plus jitter (the position of its periodic refresh), to the minute.
+//!   A join, a rejoin after reimaging, or a boot applies policy at once.
+//! - Traffic is simulated for a sample of users and servers ([`Campaign::sampled`]); what
+//!   users meet through traffic (blocked connections, noticeable fallback waits, NAP and
+//!   firewall blocks) becomes calls by expectation: the day's expected calls of a cause are
+//!   the sum of the affected sampled users' call probabilities divided by the sample share,
+//!   and the calls are a Poisson draw of that mean at the times those users met the
+//!   failure. NAP notifications concern the whole population and need no scaling.
+//! - Every random draw comes from a host's, user's or the campus's stream for the day.
+//! - Pure model code: the world turns the returned [`CampaignEvent`]s into engine events.
+
+use std::collections::BTreeMap;
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson, StandardNormal};
+use rustc_hash::FxHashMap;
+
+use super::campus::Campus;
+use super::helpdesk::{
+    Call, Cause, Circumstances, DayReport, HelpdeskQueue, PerCause, baseline_calls, call_probability,
+};
+use super::ids::{DomainId, HostId, UserId};
+use super::kinds::{ClientCategory, GroupKind, HostKind};
+use super::population::{NapMode, Population};
+use super::rollout::{AnnouncementKind, HostSettings, LogEntry, Metric, Rollout, Topic};
+use super::secnet::SecNet;
+use super::streams::{entity, purpose};
+use crate::engine::rng::{RngStreams, StreamKey};
+use crate::engine::{SimDuration, SimTime};
+use crate::scenario::build::{HelpdeskSettings, Scenario};
+
+/// Events the campaign asks the world to schedule.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CampaignEvent {
+    /// The hosts of a refresh bucket (minute since start) apply the latest policy.
+    Refresh(u32),
+    Join(HostId),
+    Reimage(HostId),
+    Rejoin(HostId),
+    NapLapse(HostId),
+    NapRemediate(HostId),
+}
+
+/// What users met today, per user (only users touched today).
+#[derive(Clone, Debug, Default)]
+struct UserDay {
+    /// Applications with a failure of each traffic cause, and with a success.
+    failed: [u64; TRAFFIC_CAUSES.len()],
+    ok: u64,
+    first: [Option<SimTime>; TRAFFIC_CAUSES.len()],
+}
+
+/// Causes users meet through traffic (sampled), in `UserDay` slot order.
+const TRAFFIC_CAUSES: [Cause; 4] = [Cause::IpsecBlocked, Cause::IpsecDelay, Cause::NapBlocked, Cause::Firewall];
+
+/// How a connection went, as far as its user could tell.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Felt {
+    Fine,
+    /// A wait of this length before data flowed (fallback to clear).
+    Waited(SimDuration),
+    BlockedByIpsec,
+    BlockedByNap,
+    BlockedByFirewall,
+}
+
+/// The campaign's figures of one day (raw counts are already scaled to the population).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignDay {
+    pub day: u32,
+    pub joined: u64,
+    pub boundary: u64,
+    pub reimaging: u64,
+    pub joins: u64,
+    pub reimages: u64,
+    pub nap_reporting: u64,
+    pub nap_deferred: u64,
+    pub nap_enforcement: u64,
+    pub nap_unhealthy: u64,
+    pub firewall_on: u64,
+    pub users_affected: f64,
+    /// Users who met each kind of failure (scaled), by cause.
+    pub users_by_cause: PerCause<f64>,
+    pub boundary_grants: u64,
+    pub policy_versions: u64,
+    pub foreign_waits: f64,
+    pub foreign_failures: f64,
+    pub helpdesk: Option<DayReport>,
+}
+
+/// Metrics of a finished day, for gates and rollbacks.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+struct DayMetrics {
+    ipsec_calls: f64,
+    calls: f64,
+    firewall_calls: f64,
+    nap_calls: f64,
+    blocked: f64,
+}
+
+pub struct Campaign<'a> {
+    campus: &'a Campus,
+    sc: &'a Scenario,
+    streams: RngStreams,
+    rollout: Option<Rollout>,
+    settings: HostSettings,
+    /// Hosts whose traffic is simulated, and the factor that scales sampled counts up.
+    pub sampled: Vec<bool>,
+    pub scale: f64,
+    refresh_pending: Vec<bool>,
+    refresh_buckets: BTreeMap<u32, Vec<HostId>>,
+    refresh_round: u32,
+    users: Vec<UserDay>,
+    /// Per user, the causes (bits by `Cause::index`) met on an earlier day.
+    met_before: Vec<u8>,
+    touched: Vec<UserId>,
+    user_touched: Vec<bool>,
+    /// NAP notifications today (whole population): (user, time).
+    notices: Vec<(UserId, SimTime)>,
+    /// Sampled joinable hosts refused today; share refused yesterday.
+    refused_today: Vec<HostId>,
+    refused_share: f64,
+    /// Untrusted connections each server refused today (sampled).
+    server_refused: FxHashMap<HostId, u32>,
+    grants: Vec<(u32, HostId)>,
+    /// Topics announced by e-mail, and the day of the last IPsec e-mail.
+    announced: [bool; 3],
+    last_ipsec_email: Option<u32>,
+    /// Topics the helpdesk has been trained on (flowcharts, WMI, IPsec, Kerberos, DNS [WP]).
+    trained: [bool; 3],
+    queue: Option<HelpdeskQueue>,
+    history: Vec<DayMetrics>,
+    today_joins: u64,
+    today_reimages: u64,
+    today_grants: u64,
+    foreign_waits: f64,
+    foreign_failures: f64,
+    pub days: Vec<CampaignDay>,
+    pub log: Vec<LogEntry>,
+    boundary_groups: Vec<super::ids::GroupId>,
+}
+
+fn topic_index(t: Topic) -> usize {
+    match t {
+        Topic::Ipsec => 0,
+        Topic::Nap => 1,
+        Topic::Firewall => 2,
+    }
+}
+
+fn topic_of(cause: Cause) -> Topic {
+    match cause {
+        Cause::NapNotice | Cause::NapBlocked => Topic::Nap,
+        Cause::Firewall => Topic::Firewall,
+        _ => Topic::Ipsec,
+    }
+}
+
+impl<'a> Campaign<'a> {
+    pub fn new(sc: &'a Scenario, campus: &'a Campus, seed: u64) -> Campaign<'a> {
+        let streams = RngStreams::new(seed);
+        let f = sc.run.traffic_sample;
+        // The sample: users (all their machines) and servers, each with probability f.
+        let user_in: Vec<bool> = (0..campus.users.len())
+            .map(|u| {
+                f >= 1.0
+                    || streams.stream(StreamKey::new(entity::HOST, u as u32, purpose::SAMPLE, 1)).random::<f64>() < f
+            })
+            .collect();
+        let sampled = campus
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match h.owner {
+                Some(u) => user_in[u.index()],
+                None => {
+                    f >= 1.0
+                        || streams.stream(StreamKey::new(entity::HOST, i as u32, purpose::SAMPLE, 0)).random::<f64>()
+                            < f
+                }
+            })
+            .collect();
+        let boundary_groups = sc
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.kind == GroupKind::Boundary)
+            .map(|(i, _)| super::ids::GroupId::from_index(i))
+            .collect();
+        Campaign {
+            campus,
+            sc,
+            streams,
+            rollout: sc.rollout.as_ref().map(|r| Rollout::new(r.schedule.clone(), sc.policy.clone())),
+            settings: HostSettings::default(),
+            sampled,
+            scale: 1.0 / f,
+            refresh_pending: vec![false; campus.hosts.len()],
+            refresh_buckets: BTreeMap::new(),
+            refresh_round: 0,
+            users: vec![UserDay::default(); campus.users.len()],
+            met_before: vec![0; campus.users.len()],
+            touched: Vec::new(),
+            user_touched: vec![false; campus.users.len()],
+            notices: Vec::new(),
+            refused_today: Vec::new(),
+            refused_share: 0.0,
+            server_refused: FxHashMap::default(),
+            grants: Vec::new(),
+            announced: [false; 3],
+            last_ipsec_email: None,
+            trained: [false; 3],
+            queue: sc.helpdesk.as_ref().map(|h| HelpdeskQueue::new(h.params.clone())),
+            history: Vec::new(),
+            today_joins: 0,
+            today_reimages: 0,
+            today_grants: 0,
+            foreign_waits: 0.0,
+            foreign_failures: 0.0,
+            days: Vec::new(),
+            log: Vec::new(),
+            boundary_groups,
+        }
+    }
+
+    fn day_rng(&self, kind: u8, index: u32, purpose: u8, day: u32) -> ChaCha8Rng {
+        self.streams.stream(StreamKey::new(kind, index, purpose, day as u16))
+    }
+
+    fn metric(&self, m: Metric) -> f64 {
+        let week = |f: fn(&DayMetrics) -> f64| self.history.iter().rev().take(7).map(f).sum::<f64>();
+        match m {
+            Metric::IpsecCallsWeek => week(|d| d.ipsec_calls),
+            Metric::CallsWeek => week(|d| d.calls),
+            Metric::FirewallCallsWeek => week(|d| d.firewall_calls),
+            Metric::NapCallsWeek => week(|d| d.nap_calls),
+            Metric::BlockedDay => self.history.last().map_or(0.0, |d| d.blocked),
+        }
+    }
+
+    /// Queues a refresh of `host` within one refresh interval (plus jitter) of `now`.
+    fn schedule_refresh(&mut self, host: HostId, now: SimTime, out: &mut Vec<(SimTime, CampaignEvent)>) {
+        if self.refresh_pending[host.index()] {
+            return;
+        }
+        let Some(r) = self.sc.rollout.as_ref() else { return };
+        let mut rng = self.streams.stream(StreamKey::new(entity::HOST, host.0, purpose::GP, self.refresh_round as u16));
+        let interval = r.gp_refresh + r.gp_refresh_jitter.mul_f64(rng.random::<f64>());
+        let at = now + interval.mul_f64(rng.random::<f64>());
+        let minute = (at.as_nanos() / SimDuration::MINUTE.as_nanos()) as u32 + 1;
+        self.refresh_pending[host.index()] = true;
+        let bucket = self.refresh_buckets.entry(minute).or_default();
+        if bucket.is_empty() {
+            out.push((
+                SimTime::from_nanos(u64::from(minute) * SimDuration::MINUTE.as_nanos()),
+                CampaignEvent::Refresh(minute),
+            ));
+        }
+        bucket.push(host);
+    }
+
+    /// Applies the latest policy and settings to a host now.
+    fn apply_now(&self, host: HostId, pop: &mut Population, net: Option<&mut SecNet>) {
+        let (nap, fw) = self.settings.for_host(self.campus, pop, host);
+        pop.nap[host.index()] = nap;
+        pop.firewall[host.index()] = fw;
+        if let Some(net) = net {
+            net.refresh(host, pop);
+        }
+    }
+
+    /// The start of a day: grants, the rollout's changes, population events.
+    pub fn start_day(
+        &mut self,
+        day: u32,
+        pop: &mut Population,
+        mut net: Option<&mut SecNet>,
+    ) -> Vec<(SimTime, CampaignEvent)> {
+        let now = SimTime::start_of_day(day);
+        let mut out = Vec::new();
+        self.today_joins = 0;
+        self.today_reimages = 0;
+        self.today_grants = 0;
+        self.foreign_waits = 0.0;
+        self.foreign_failures = 0.0;
+        // Boundary exceptions granted today: group membership now, policy at refresh.
+        let due: Vec<HostId> = self.grants.iter().filter(|g| g.0 == day).map(|g| g.1).collect();
+        self.grants.retain(|g| g.0 != day);
+        if let Some(p) = self.sc.population.as_ref() {
+            for h in due {
+                pop.add_to_group(h, p.boundary_group);
+                self.today_grants += 1;
+                self.schedule_refresh(h, now, &mut out);
+            }
+        }
+        // The rollout.
+        if let Some(mut rollout) = self.rollout.take() {
+            let changes = rollout.day(day, self.campus, pop, &|m| self.metric(m));
+            for (h, g, add) in &changes.groups {
+                if *add {
+                    pop.add_to_group(*h, *g);
+                } else {
+                    pop.remove_from_group(*h, *g);
+                }
+            }
+            for a in &changes.announcements {
+                match a.kind {
+                    AnnouncementKind::Email | AnnouncementKind::UserTraining => {
+                        self.announced[topic_index(a.topic)] = true;
+                        if a.topic == Topic::Ipsec && a.kind == AnnouncementKind::Email {
+                            self.last_ipsec_email = Some(day);
+                        }
+                    }
+                    AnnouncementKind::HelpdeskTraining => {
+                        self.trained[topic_index(a.topic)] = true;
+                    }
+                }
+            }
+            self.log.extend(changes.log.iter().cloned());
+            let mut everyone = false;
+            if let Some(set) = changes.policy {
+                if let Some(n) = net.as_mut() {
+                    n.publish(set, pop);
+                }
+                everyone = true;
+            }
+            if let Some(s) = changes.settings {
+                self.settings = s;
+                everyone = true;
+            }
+            if everyone {
+                self.refresh_round += 1;
+                for i in 0..self.campus.hosts.len() {
+                    let h = HostId::from_index(i);
+                    if pop.is_managed(h) {
+                        self.schedule_refresh(h, now, &mut out);
+                    }
+                }
+            } else {
+                for (h, _, _) in &changes.groups {
+                    self.schedule_refresh(*h, now, &mut out);
+                }
+            }
+            self.rollout = Some(rollout);
+        }
+        self.population_events(day, pop, &mut out);
+        out
+    }
+
+    /// Joins, reimages and NAP lapses of the day, from each host's daily stream.
+    fn population_events(&mut self, day: u32, pop: &Population, out: &mut Vec<(SimTime, CampaignEvent)>) {
+        let Some(p) = self.sc.population.as_ref() else { return };
+        let weekday = (u32::from(self.sc.run.start_weekday) + day) % 7;
+        let workday = weekday < 5;
+        let start = SimTime::start_of_day(day);
+        let office = |u: f64| start + SimDuration::from_hours(8) + SimDuration::from_hours(10).mul_f64(u);
+        let announced_recently =
+            self.last_ipsec_email.is_some_and(|d| day >= d && day - d < p.announcement_effect_days);
+        let managed_clients = (0..pop.hosts())
+            .filter(|&i| pop.is_managed(HostId::from_index(i)) && self.campus.hosts[i].is_client())
+            .count();
+        let rebuilt = p.reimaged_share_per_day * self.campus.clients_total() as f64;
+        let p_reimage = if managed_clients == 0 { 0.0 } else { (rebuilt / managed_clients as f64).min(1.0) };
+        let refused: std::collections::HashSet<HostId> = self.refused_today.drain(..).collect();
+        let nap = self.sc.nap.as_ref();
+        for i in 0..pop.hosts() {
+            let h = HostId::from_index(i);
+            let host = &self.campus.hosts[i];
+            let joinable = pop.is_joinable(h);
+            let reimage_candidate = pop.is_managed(h) && host.is_client() && !pop.is_reimaging(h);
+            let nap_candidate = nap.is_some() && pop.nap[i] != NapMode::Off && pop.healthy[i] && host.os.nap_capable();
+            if !(joinable || reimage_candidate || nap_candidate) || !workday {
+                continue;
+            }
+            let mut rng = self.day_rng(entity::HOST, h.0, purpose::DAILY, day);
+            let (u_join, u_join_t, u_re, u_re_t, u_nap, u_nap_t): (f64, f64, f64, f64, f64, f64) =
+                (rng.random(), rng.random(), rng.random(), rng.random(), rng.random(), rng.random());
+            if joinable {
+                // Being refused pushes people to join: the host's own refusal when it is in
+                // the traffic sample, else the share of sampled joinable hosts refused.
+                let refused_boost = if self.sampled[i] {
+                    if refused.contains(&h) { p.join_rate_refused } else { 0.0 }
+                } else {
+                    p.join_rate_refused * self.refused_share
+                };
+                let rate = p.join_rate + if announced_recently { p.join_rate_announced } else { 0.0 } + refused_boost;
+                if u_join < rate {
+                    out.push((office(u_join_t), CampaignEvent::Join(h)));
+                }
+            }
+            if reimage_candidate && u_re < p_reimage {
+                out.push((office(u_re_t), CampaignEvent::Reimage(h)));
+            }
+            if nap_candidate && u_nap < nap.map_or(0.0, |n| n.drift_per_day) {
+                out.push((office(u_nap_t), CampaignEvent::NapLapse(h)));
+            }
+        }
+        let sampled_joinable =
+            (0..pop.hosts()).filter(|&i| self.sampled[i] && pop.is_joinable(HostId::from_index(i))).count();
+        self.refused_share =
+            if sampled_joinable == 0 { 0.0 } else { (refused.len() as f64 / sampled_joinable as f64).min(1.0) };
+    }
+
+    /// Handles one of the campaign's events.
+    pub fn handle(
+        &mut self,
+        ev: CampaignEvent,
+        now: SimTime,
+        pop: &mut Population,
+        mut net: Option<&mut SecNet>,
+    ) -> Vec<(SimTime, CampaignEvent)> {
+        let mut out = Vec::new();
+        match ev {
+            CampaignEvent::Refresh(minute) => {
+                for h in self.refresh_buckets.remove(&minute).unwrap_or_default() {
+                    self.refresh_pending[h.index()] = false;
+                    self.apply_now(h, pop, net.as_deref_mut());
+                }
+            }
+            CampaignEvent::Join(h) => {
+                if pop.is_joinable(h) {
+                    let domain = self.domain_for(h);
+                    pop.join(h, domain);
+                    self.today_joins += 1;
+                    self.apply_now(h, pop, net.as_deref_mut());
+                }
+            }
+            CampaignEvent::Reimage(h) => {
+                if pop.reimage(h) {
+                    self.today_reimages += 1;
+                    self.apply_now(h, pop, net.as_deref_mut());
+                    let p = self.sc.population.as_ref().expect("reimages come from population settings");
+                    let mut rng = self.day_rng(entity::HOST, h.0, purpose::DAILY, now.day() + 20_000);
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    let delay = p.rejoin_delay.mul_f64((p.rejoin_sigma * z).exp());
+                    out.push((now + delay.max(SimDuration::MINUTE), CampaignEvent::Rejoin(h)));
+                }
+            }
+            CampaignEvent::Rejoin(h) => {
+                pop.rejoin(h);
+                self.apply_now(h, pop, net);
+            }
+            CampaignEvent::NapLapse(h) => {
+                if pop.healthy[h.index()] && pop.is_managed(h) {
+                    pop.healthy[h.index()] = false;
+                    if let (NapMode::Deferred | NapMode::Enforcement, Some(u)) =
+                        (pop.nap[h.index()], self.campus.host(h).owner)
+                    {
+                        self.notices.push((u, now));
+                    }
+                    let n = self.sc.nap.as_ref().expect("lapses come from NAP settings");
+                    let mut rng = self.day_rng(entity::HOST, h.0, purpose::NAP, now.day());
+                    let auto = rng.random::<f64>() < n.auto_remediation;
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    let median = if auto { n.auto_remediation_time } else { n.manual_remediation_time };
+                    let d = median.mul_f64((n.remediation_sigma * z).exp()).max(SimDuration::MINUTE);
+                    out.push((now + d, CampaignEvent::NapRemediate(h)));
+                }
+            }
+            CampaignEvent::NapRemediate(h) => {
+                pop.healthy[h.index()] = true;
+            }
+        }
+        out
+    }
+
+    /// The domain a joining machine joins: that of its owner's managed machines if any,
+    /// else the largest.
+    fn domain_for(&self, h: HostId) -> DomainId {
+        let owner = self.campus.host(h).owner;
+        owner
+            .and_then(|u| {
+                let site = self.campus.users[u.index()].site;
+                self.campus.sites[site.index()]
+                    .hosts
+                    .clone()
+                    .map(|x| &self.campus.hosts[x as usize])
+                    .find(|x| x.owner == Some(u) && x.domain.is_some())
+                    .and_then(|x| x.domain)
+            })
+            .or_else(|| self.campus.main_domain())
+            .unwrap_or(DomainId(0))
+    }
+
+    /// Whether a connection is blocked by the responder's Windows Firewall. A blocked
+    /// inbound application may get a local exception from the responder's administrator.
+    pub fn firewall_blocks(
+        &mut self,
+        pop: &mut Population,
+        init: HostId,
+        resp: HostId,
+        app: usize,
+        protected: bool,
+        now: SimTime,
+    ) -> bool {
+        let Some(fw) = self.sc.firewall.as_ref() else { return false };
+        let r = resp.index();
+        if !pop.firewall[r] || !self.campus.hosts[r].is_client() {
+            return false;
+        }
+        let bit = 1u64 << app;
+        if fw.inbound_allowed & bit != 0 || pop.exceptions[r] & bit != 0 {
+            return false;
+        }
+        // Authenticated bypass: an IPsec-authenticated scanner passes [WP].
+        if protected && fw.bypass_group.is_some_and(|g| pop.groups(init).contains(g)) {
+            return false;
+        }
+        let mut rng = self.day_rng(entity::HOST, resp.0, purpose::REQUESTS, now.day() + 10_000);
+        // One draw per host-day decides whether its administrator opens what was blocked.
+        if rng.random::<f64>() < fw.local_exception_probability {
+            pop.exceptions[r] |= bit;
+        }
+        true
+    }
+
+    /// Records what a sampled connection's user (if any) met.
+    pub fn felt(&mut self, pop: &Population, init: HostId, resp: HostId, app: usize, felt: Felt, now: SimTime) {
+        if let Felt::BlockedByIpsec = felt {
+            // Untrusted clients refused by a server: the server's owners may ask for a
+            // boundary exception. A refused joinable machine nudges its owner to join.
+            if !pop.is_managed(init) && self.campus.hosts[resp.index()].kind.is_server() {
+                *self.server_refused.entry(resp).or_default() += 1;
+            }
+            if pop.is_joinable(init) {
+                self.refused_today.push(init);
+            }
+        }
+        let Some(user) = self.campus.host(init).owner else { return };
+        let noticeable = self.sc.helpdesk.as_ref().map_or(SimDuration::MAX, |h| h.noticeable_delay);
+        let slot = match felt {
+            Felt::Fine => None,
+            Felt::Waited(d) if d >= noticeable => Some(1),
+            Felt::Waited(_) => None,
+            Felt::BlockedByIpsec => Some(0),
+            Felt::BlockedByNap => Some(2),
+            Felt::BlockedByFirewall => Some(3),
+        };
+        if !self.user_touched[user.index()] {
+            self.user_touched[user.index()] = true;
+            self.touched.push(user);
+        }
+        let u = &mut self.users[user.index()];
+        let bit = 1u64 << app;
+        match slot {
+            None => u.ok |= bit,
+            Some(s) => {
+                u.failed[s] |= bit;
+                u.first[s] = Some(u.first[s].map_or(now, |t| t.min(now)));
+            }
+        }
+    }
+
+    /// A laptop's connections on a foreign network that overlaps the secure subnets.
+    pub fn travel(&mut self, day: u32, pop: &Population, net: &mut SecNet) {
+        let Some(p) = self.sc.population.as_ref() else { return };
+        let weekday = (u32::from(self.sc.run.start_weekday) + day) % 7;
+        if weekday >= 5 || p.travel_probability <= 0.0 {
+            return;
+        }
+        let Some(ipsec) = self.sc.ipsec.as_ref() else { return };
+        if ipsec.foreign_ranges.is_empty() {
+            return;
+        }
+        let start = SimTime::start_of_day(day);
+        for i in 0..self.campus.hosts.len() {
+            let h = HostId::from_index(i);
+            let host = &self.campus.hosts[i];
+            if !self.sampled[i] || !host.is_laptop() || !pop.is_managed(h) {
+                continue;
+            }
+            let mut rng = self.day_rng(entity::HOST, h.0, purpose::DAILY, day + 30_000);
+            if rng.random::<f64>() >= p.travel_probability {
+                continue;
+            }
+            let range = ipsec.foreign_ranges[rng.random_range(0..ipsec.foreign_ranges.len())];
+            let size = 1u64 << (32 - range.prefix_len());
+            let addr = u32::from(range.network()) + (rng.random_range(1..size.max(2)) as u32);
+            let Some(_mode) = net.negotiates_with_addr(h, addr) else { continue };
+            let n = Poisson::new(p.foreign_connections.max(1e-9)).map(|d| d.sample(&mut rng) as u64).unwrap_or(0);
+            let wait = ipsec.fallback.delay_for(host.os, host.has_simple_policy());
+            for k in 0..n {
+                let at = start + SimDuration::from_hours(19) + SimDuration::from_mins(5 * k.min(50));
+                if rng.random::<f64>() < p.foreign_incompatible {
+                    self.foreign_failures += self.scale;
+                    self.felt(pop, h, h, 63, Felt::BlockedByIpsec, at);
+                } else {
+                    self.foreign_waits += self.scale;
+                    self.felt(pop, h, h, 63, Felt::Waited(wait), at);
+                }
+            }
+        }
+    }
+
+    /// The end of a day: calls, the helpdesk, boundary requests, the day's figures.
+    /// `blocked` is the day's blocked connections (scaled).
+    pub fn end_day(&mut self, day: u32, pop: &Population, net: Option<&SecNet>, blocked: f64) -> &CampaignDay {
+        let weekday = ((u32::from(self.sc.run.start_weekday) + day) % 7) as u8;
+        let mut helpdesk: Option<DayReport> = None;
+        let mut users_affected = 0.0;
+        let mut users_by_cause = PerCause::splat(0.0);
+        if let Some(hd) = self.sc.helpdesk.as_ref() {
+            let (calls, affected, by_cause) = self.user_calls(day, hd);
+            users_affected = affected;
+            users_by_cause = by_cause;
+            let mut rng = self.day_rng(entity::CAMPUS, 0, purpose::HELPDESK, day);
+            let mut all = baseline_calls(day, weekday, &hd.params, &mut rng);
+            all.extend(calls);
+            // Calls on a topic the desk was trained for are served faster.
+            let trained = self.trained;
+            let service = |c: &Call| match c.cause {
+                Cause::Other => hd.params.mean_service,
+                cause if trained[topic_index(topic_of(cause))] => hd.trained_service,
+                _ => hd.params.mean_service,
+            };
+            let queue = self.queue.as_mut().expect("a helpdesk has a queue");
+            let report = queue
+                .push_day_with(day, weekday, &all, |c| {
+                    let x: f64 = rand_distr::Exp1.sample(&mut rng);
+                    service(c).mul_f64(x)
+                })
+                .expect("days are pushed in order with their own calls");
+            helpdesk = Some(report);
+        } else {
+            self.clear_users();
+        }
+        self.boundary_requests(day, pop);
+        let calls = |f: &dyn Fn(Cause) -> bool| -> f64 {
+            helpdesk.as_ref().map_or(0.0, |r| r.calls.iter().filter(|(c, _)| f(*c)).map(|(_, n)| f64::from(n)).sum())
+        };
+        self.history.push(DayMetrics {
+            ipsec_calls: calls(&|c| c.is_ipsec_related()),
+            calls: calls(&|_| true),
+            firewall_calls: calls(&|c| c == Cause::Firewall),
+            nap_calls: calls(&|c| matches!(c, Cause::NapNotice | Cause::NapBlocked)),
+            blocked,
+        });
+        let mut rec = CampaignDay {
+            day,
+            joined: pop.joined_count(),
+            boundary: pop.joined_in_any(&self.boundary_groups),
+            reimaging: (0..pop.hosts()).filter(|&i| pop.is_reimaging(HostId::from_index(i))).count() as u64,
+            joins: self.today_joins,
+            reimages: self.today_reimages,
+            nap_reporting: 0,
+            nap_deferred: 0,
+            nap_enforcement: 0,
+            nap_unhealthy: 0,
+            firewall_on: pop.firewall.iter().filter(|&&f| f).count() as u64,
+            users_affected,
+            users_by_cause,
+            boundary_grants: self.today_grants,
+            policy_versions: net.map_or(0, |n| u64::from(n.latest()) + 1),
+            foreign_waits: self.foreign_waits,
+            foreign_failures: self.foreign_failures,
+            helpdesk,
+        };
+        for i in 0..pop.hosts() {
+            match pop.nap[i] {
+                NapMode::Reporting => rec.nap_reporting += 1,
+                NapMode::Deferred => rec.nap_deferred += 1,
+                NapMode::Enforcement => rec.nap_enforcement += 1,
+                NapMode::Off => {}
+            }
+            rec.nap_unhealthy += u64::from(!pop.healthy[i]);
+        }
+        self.days.push(rec);
+        self.days.last().expect("just pushed")
+    }
+
+    fn clear_users(&mut self) {
+        for u in self.touched.drain(..) {
+            self.users[u.index()] = UserDay::default();
+            self.user_touched[u.index()] = false;
+        }
+        self.notices.clear();
+    }
+
+    /// The day's user calls, users affected and users affected by cause (scaled).
+    fn user_calls(&mut self, day: u32, hd: &HelpdeskSettings) -> (Vec<Call>, f64, PerCause<f64>) {
+        // Candidates per cause: (user, time, probability).
+        let mut cand: PerCause<Vec<(UserId, SimTime, f64)>> = PerCause(Default::default());
+        let mut affected = 0.0;
+        let mut by_cause = PerCause::splat(0.0);
+        let touched = std::mem::take(&mut self.touched);
+        for &u in &touched {
+            let d = std::mem::take(&mut self.users[u.index()]);
+            self.user_touched[u.index()] = false;
+            let mut any = false;
+            let before = self.met_before[u.index()];
+            for (s, cause) in TRAFFIC_CAUSES.iter().enumerate() {
+                if d.failed[s] == 0 {
+                    continue;
+                }
+                any = true;
+                let topic = topic_index(topic_of(*cause));
+                let circumstances = Circumstances {
+                    inconsistent: d.failed[s] & d.ok != 0,
+                    announced: self.announced[topic],
+                    trained: self.trained[topic],
+                    repeated: before & (1 << cause.index()) != 0,
+                };
+                let p = call_probability(*cause, circumstances, &hd.propensity);
+                cand[*cause].push((u, d.first[s].unwrap_or(SimTime::start_of_day(day)), p * self.scale));
+                by_cause[*cause] += self.scale;
+                self.met_before[u.index()] |= 1 << cause.index();
+            }
+            if any {
+                affected += self.scale;
+            }
+        }
+        for (u, t) in self.notices.drain(..) {
+            let topic = topic_index(Topic::Nap);
+            let circumstances = Circumstances {
+                inconsistent: false,
+                announced: self.announced[topic],
+                trained: self.trained[topic],
+                repeated: self.met_before[u.index()] & (1 << Cause::NapNotice.index()) != 0,
+            };
+            let p = call_probability(Cause::NapNotice, circumstances, &hd.propensity);
+            cand[Cause::NapNotice].push((u, t, p));
+            affected += 1.0;
+            by_cause[Cause::NapNotice] += 1.0;
+            self.met_before[u.index()] |= 1 << Cause::NapNotice.index();
+        }
+        let mut rng = self.day_rng(entity::CAMPUS, 1, purpose::HELPDESK, day);
+        let mut calls = Vec::new();
+        let end = SimTime::start_of_day(day + 1) - SimDuration::NANOSECOND;
+        for cause in Cause::ALL {
+            let list = &cand[cause];
+            let mean: f64 = list.iter().map(|c| c.2).sum();
+            if mean <= 0.0 {
+                continue;
+            }
+            let n = Poisson::new(mean).map(|d| d.sample(&mut rng) as usize).unwrap_or(0);
+            // Each call comes from an affected user, chosen by call probability, some
+            // minutes after they met the failure.
+            let cumulative: Vec<f64> = list
+                .iter()
+                .scan(0.0, |acc, c| {
+                    *acc += c.2;
+                    Some(*acc)
+                })
+                .collect();
+            for _ in 0..n {
+                let x = rng.random::<f64>() * mean;
+                let k = cumulative.partition_point(|&c| c <= x).min(list.len() - 1);
+                let (user, at, _) = list[k];
+                let at = (at + SimDuration::from_mins(30).mul_f64(rng.random::<f64>())).min(end);
+                calls.push(Call { at, cause, user: Some(user) });
+            }
+        }
+        (calls, affected, by_cause)
+    }
+
+    /// Servers that refused many untrusted connections today: their owners may request a
+    /// boundary exception, granted after a delay.
+    fn boundary_requests(&mut self, day: u32, pop: &Population) {
+        let Some(p) = self.sc.population.as_ref() else {
+            self.server_refused.clear();
+            return;
+        };
+        let mut refused: Vec<(HostId, u32)> = self.server_refused.drain().collect();
+        refused.sort();
+        for (h, n) in refused {
+            if (f64::from(n) * self.scale) < f64::from(p.boundary_request_threshold)
+                || self.boundary_groups.iter().any(|&g| pop.groups(h).contains(g))
+                || self.grants.iter().any(|g| g.1 == h)
+            {
+                continue;
+            }
+            let mut rng = self.day_rng(entity::HOST, h.0, purpose::REQUESTS, day);
+            if rng.random::<f64>() < p.boundary_request_probability
+                && rng.random::<f64>() < p.boundary_grant_probability
+            {
+                self.grants.push((day + p.boundary_grant_days.max(1), h));
+            }
+        }
+    }
+
+    /// Whether the rollout has anything left to do.
+    pub fn rollout_finished(&self) -> bool {
+        self.rollout.as_ref().is_none_or(|r| r.finished())
+    }
+
+    pub fn rollout_statuses(&self) -> Vec<(String, String, &'static str)> {
+        self.rollout.as_ref().map(|r| r.statuses()).unwrap_or_default()
+    }
+
+    /// Who a host is, for reports.
+    pub fn category(&self, pop: &Population, h: HostId) -> &'static str {
+        match self.campus.host(h).kind {
+            HostKind::Server(_) => "server",
+            HostKind::Client(_) if pop.is_managed(h) => "managed",
+            HostKind::Client(c) => match c {
+                ClientCategory::Managed => "managed",
+                other => other.name(),
+            },
+        }
+    }
+}
