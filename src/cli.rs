@@ -42,6 +42,10 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// List the NLB clusters (index, service, affinity, VIP, nodes): the indices that
+        /// `[[nlb.failure]]` names.
+        #[arg(long)]
+        clusters: bool,
     },
     /// Policy findings with severity; exit 1 if any error.
     Lint {
@@ -89,6 +93,69 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+    /// Parameter sweep: every point of the axes x every seed, in parallel; writes
+    /// `DIR/sweep.csv` (a row per run). `domiso sweep merge SHARD_DIR... --out DIR` joins
+    /// shards.
+    Sweep(SweepArgs),
+    /// Regression check of a run against a baseline run directory: summary metrics and
+    /// timeline series within tolerances; exit 1 on regression.
+    Check {
+        run: PathBuf,
+        #[arg(long)]
+        baseline: PathBuf,
+        /// TOML tolerances (default: every metric exact).
+        #[arg(long)]
+        tolerances: Option<PathBuf>,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// List every metric, not only the regressions.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// (Re)draw the charts of a run directory, or of a sweep directory (one with
+    /// `sweep.json`), into DIR/plots/ as SVG and PNG.
+    Plot { dir: PathBuf },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    merge: Option<SweepCommand>,
+    /// The sweep file.
+    #[arg(required = true)]
+    sweep: Option<PathBuf>,
+    /// Output directory (default: results/sweeps/<name>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runs in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard K of N (runs whose index % N == K - 1), e.g. --shard 2/3.
+    #[arg(long, value_parser = crate::runner::parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Skip runs already finished in DIR (same scenario and seed).
+    #[arg(long)]
+    resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Check the sweep file (every point's scenario is built) and print the plan; run
+    /// nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SweepCommand {
+    /// Joins shard directories into the sweep.csv one machine would have written.
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -204,9 +271,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
-        Command::Campus { scenario, seed, json } => {
+        Command::Campus { scenario, seed, json, clusters } => {
             let sc = load(scenario.as_ref())?;
             let campus = run::generate_campus(&sc, seed.unwrap_or(sc.run.seed))?;
+            if clusters {
+                let rows = crate::model::census::cluster_rows(&campus);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows).expect("clusters serialise"));
+                } else {
+                    print!("{}", crate::model::census::render_clusters(&rows));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let census = Census::of(&campus);
             if json {
                 println!("{}", serde_json::to_string_pretty(&census).expect("census serialises"));
@@ -278,6 +354,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sweep(args) => cmd_sweep(args),
+        Command::Plot { dir } => cmd_plot(&dir),
+        Command::Check { run, baseline, tolerances, junit, verbose } => {
+            use crate::output::check;
+            let input = |e: check::CheckError| CliError::Input(e.to_string());
+            let tol = match &tolerances {
+                Some(p) => check::Tolerances::load(p).map_err(input)?,
+                None => check::Tolerances::default(),
+            };
+            let report = check::check(&run, &baseline, &tol).map_err(input)?;
+            print!("{}", check::render_text(&report, verbose));
+            if let Some(j) = &junit {
+                let suite = format!("{} vs {}", run.display(), baseline.display());
+                std::fs::write(j, check::render_junit(&report, &suite))
+                    .map_err(|e| CliError::Input(format!("{}: {e}", j.display())))?;
+            }
+            Ok(if report.failures() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Command::Bench { what: BenchCommand::Engine { pending, events, seed, json } } => {
             if pending == 0 || events == 0 {
                 return Err(CliError::Input("bench engine: --pending and --events must be positive".into()));
@@ -291,6 +385,120 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn cmd_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
+    use crate::runner::{self, SweepError};
+    let report = |e: SweepError| {
+        eprintln!("{}", e.to_string().trim_end());
+        Ok(ExitCode::from(e.exit_code()))
+    };
+    if let Some(SweepCommand::Merge { shards, out }) = args.merge {
+        return match runner::merge(&shards, &out) {
+            Ok(csv) => {
+                eprintln!("merged {} shard(s) into {}", shards.len(), csv.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => report(e),
+        };
+    }
+    let file = args.sweep.expect("clap requires the sweep file");
+    let plan = match runner::Plan::load(&file) {
+        Ok(p) => p,
+        Err(e) => return report(e),
+    };
+    if args.dry_run {
+        println!(
+            "{}: {} point(s) x {} seed(s) = {} runs; base {}",
+            plan.name,
+            plan.points(),
+            plan.seeds.len(),
+            plan.runs(),
+            plan.base_path.display()
+        );
+        for a in &plan.axes {
+            let labels: Vec<String> = (0..a.values.len()).map(|k| a.label(k)).collect();
+            println!("  {}: {}", a.key, labels.join(", "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        return Err(CliError::Input("--jobs: expected at least 1".into()));
+    }
+    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join("sweeps").join(&plan.name));
+    let opts = runner::Options { out, jobs, shard: args.shard, resume: args.resume };
+    let total = plan.shard_runs(opts.shard).len() as u64;
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} runs {elapsed_precise} (eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b.set_message(plan.name.clone());
+        b
+    });
+    let tick = |_: usize| {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let result = runner::sweep(&plan, &opts, &tick);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(o) => {
+            if !args.quiet {
+                eprintln!(
+                    "{}: {} runs done, {} already done (resumed); {}",
+                    plan.name,
+                    o.ran,
+                    o.skipped,
+                    o.csv.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// `domiso plot DIR`: charts from the directory's files (a sweep directory when it has
+/// `sweep.json`, a run directory when it has `manifest.json`), each written to a temporary
+/// name in DIR/plots/ and renamed, so a reader never sees half a chart.
+fn cmd_plot(dir: &std::path::Path) -> Result<ExitCode, CliError> {
+    use crate::output::plot;
+    let read = |name: &str| std::fs::read(dir.join(name)).ok();
+    let charts = if dir.join("sweep.json").is_file() {
+        plot::draw_sweep(&read)
+    } else if dir.join("manifest.json").is_file() {
+        plot::draw_run(&read)
+    } else {
+        return Err(CliError::Input(format!(
+            "{}: not a run directory (no manifest.json) nor a sweep directory (no sweep.json)",
+            dir.display()
+        )));
+    }
+    .map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
+    let write = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{file}.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    };
+    for (name, bytes) in &charts {
+        write(name, bytes).map_err(|e| CliError::Input(format!("{}: {e}", dir.join(name).display())))?;
+    }
+    eprintln!("{}: {} chart file(s) in {}", dir.display(), charts.len(), dir.join("plots").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {

@@ -24,4 +24,5 @@ pub mod engine;
 pub mod model;
 pub mod output;
 pub mod run;
+pub mod runner;
 pub mod scenario;

@@ -5,6 +5,7 @@
 //! machine measurements `wall_s`, `events_per_s` and `peak_rss_bytes` (manifest) and
 //! `wall_s` (summary), and the manifest's digest of summary.json that includes it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,13 +20,13 @@ use crate::model::ids::HostId;
 use crate::model::kinds::Os;
 use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
 use crate::model::population::Population;
-use crate::model::secnet::SecNet;
+use crate::model::secnet::{SecNet, StallEvent};
 use crate::model::streams::{entity, purpose};
 use crate::model::traffic::TrafficModel;
 use crate::model::world::{DayRecord, Layers, LinkDayRecord, Observer, World};
 use crate::output::record::{
-    AppDayRow, HelpdeskRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, RolloutEventRow, ServerRow, Summary,
-    TimelineIpsec, TimelinePackets, TimelineRollout, TimelineRow, WanLinkRow,
+    AppDayRow, HelpdeskRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, RolloutEventRow, ServerRow, StallRow,
+    Summary, TimelineIpsec, TimelinePackets, TimelineRollout, TimelineRow, WanLinkRow,
 };
 use crate::output::writer::{RunFiles, peak_rss_bytes};
 use crate::scenario::build::Scenario;
@@ -52,6 +53,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot draw a chart: {0}")]
+    Chart(String),
     #[error("{path}: cannot write the run directory: {source}")]
     Write {
         path: String,
@@ -112,6 +115,7 @@ pub struct RunOutcome {
 struct Collector {
     days: Vec<DayRecord>,
     links: Vec<LinkDayRecord>,
+    stalls: Vec<StallEvent>,
 }
 
 impl Observer for Collector {
@@ -120,6 +124,9 @@ impl Observer for Collector {
     }
     fn link_day(&mut self, r: &LinkDayRecord) {
         self.links.push(r.clone());
+    }
+    fn stall(&mut self, s: &StallEvent) {
+        self.stalls.push(*s);
     }
 }
 
@@ -134,16 +141,108 @@ pub fn generate_campus(scenario: &Scenario, seed: u64) -> Result<Campus, RunErro
 }
 
 /// The IPsec layer of a campus: policies assigned, credentials and Kerberos reachability
-/// resolved. Local-policy membership is drawn from each host's policy stream.
+/// resolved, and NLB failover when the campus has clusters. Local-policy membership and
+/// the NAT-T update of XP SP1 machines are drawn from each host's streams.
 pub fn build_secnet<'a>(sc: &'a Scenario, campus: &'a Campus, seed: u64, pop: &Population) -> Option<SecNet<'a>> {
+    use rand::RngExt;
     let streams = crate::engine::rng::RngStreams::new(seed);
     sc.ipsec.as_ref().map(|params| {
-        SecNet::new(campus, sc.policy.clone(), params, pop, |h: HostId| {
-            use rand::RngExt;
+        let mut net = SecNet::new(campus, sc.policy.clone(), params, pop, |h: HostId| {
             let mut rng = streams.stream(crate::engine::rng::StreamKey::new(entity::HOST, h.0, purpose::POLICY, 0));
             rng.random::<f64>()
-        })
+        });
+        if !campus.clusters.is_empty() {
+            let f = &sc.nlb.failover;
+            let nat_t = (0..campus.hosts.len())
+                .map(|i| {
+                    let h = HostId::from_index(i);
+                    campus.host(h).os == crate::model::kinds::Os::XpSp1 && {
+                        let key = crate::engine::rng::StreamKey::new(entity::HOST, h.0, purpose::NLB, 0);
+                        streams.stream(key).random::<f64>() < f.xp_sp1_nat_t
+                    }
+                })
+                .collect();
+            let sizes = cluster_sizes(campus);
+            let nlb = crate::model::nlb::Nlb::new(sizes.iter().copied(), f.convergence);
+            net.enable_failover(crate::model::secnet::Failover::new(nlb, f.clone(), nat_t, &sizes));
+        }
+        net
     })
+}
+
+fn cluster_sizes(campus: &Campus) -> Vec<u32> {
+    campus.clusters.iter().map(|c| c.nodes.len() as u32).collect()
+}
+
+/// The NLB node outages of a run of `days`: random failures from each node's stream and
+/// the scenario's scheduled ones.
+pub fn node_outages(sc: &Scenario, campus: &Campus, seed: u64, days: u32) -> Vec<crate::model::nlb::Outage> {
+    let streams = crate::engine::rng::RngStreams::new(seed);
+    let sizes = cluster_sizes(campus);
+    crate::model::nlb::failure_schedule(&sc.nlb.failover, &sizes, SimTime::start_of_day(days), |c, n| {
+        streams.stream(crate::engine::rng::StreamKey::new(entity::CLUSTER, c, purpose::NLB, n as u16))
+    })
+}
+
+/// The rows of `failover_stalls.csv`, in event order.
+fn stall_rows(campus: &Campus, traffic: &TrafficModel, stalls: &[StallEvent], scale: f64) -> Vec<StallRow> {
+    stalls
+        .iter()
+        .map(|s| {
+            let cl = &campus.clusters[s.cluster.index()];
+            let tod = s.at.time_of_day().as_nanos() / 1_000_000;
+            StallRow {
+                day: s.at.day(),
+                time: format!(
+                    "{:02}:{:02}:{:02}.{:03}",
+                    tod / 3_600_000,
+                    tod / 60_000 % 60,
+                    tod / 1000 % 60,
+                    tod % 1000
+                ),
+                cluster: s.cluster.0,
+                service: cl.service.name().into(),
+                node: s.node.0 - cl.nodes.start,
+                client: s.client.0,
+                client_os: campus.host(s.client).os.name().into(),
+                app: traffic.apps[usize::from(s.app)].name.clone(),
+                in_progress: s.in_progress,
+                cluster_down: s.cluster_down,
+                ipsec: s.ipsec,
+                detection: s.detection.name().into(),
+                stall_s: round4(s.stall.stall.as_secs_f64()),
+                app_failed: s.stall.app_failed,
+                weight: scale,
+            }
+        })
+        .collect()
+}
+
+/// Per client OS family (`win2000`, `xp`, `server2003`, `vista`, ...), the `q` quantile of failover stall seconds (nearest rank, weighted: rows
+/// carry their sample weight). Connections that met a cluster with no node serving waited
+/// for a repair, not a failover: they are in the CSV, not in these figures.
+fn stall_quantile_by_os(rows: &[StallRow], q: f64) -> BTreeMap<String, f64> {
+    let mut by_os: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| !r.cluster_down) {
+        let family = Os::from_name(&r.client_os).map_or_else(|| r.client_os.clone(), |o| o.family().to_string());
+        by_os.entry(family).or_default().push((r.stall_s, r.weight));
+    }
+    by_os
+        .into_iter()
+        .map(|(os, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total: f64 = v.iter().map(|x| x.1).sum();
+            let mut acc = 0.0;
+            let at = v
+                .iter()
+                .find(|x| {
+                    acc += x.1;
+                    acc >= q * total - 1e-9
+                })
+                .map_or(v[v.len() - 1].0, |x| x.0);
+            (os, at)
+        })
+        .collect()
 }
 
 /// Lints a scenario's IPsec policy on its campus.
@@ -185,7 +284,13 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let mut world = World::new(
         &campus,
         &traffic,
-        Layers { population, campaign: Campaign::new(sc, &campus, req.seed), secnet, packets },
+        Layers {
+            population,
+            campaign: Campaign::new(sc, &campus, req.seed),
+            secnet,
+            packets,
+            outages: node_outages(sc, &campus, req.seed, req.days),
+        },
         req.seed,
         req.days,
         sc.run.utilisation_bin,
@@ -199,6 +304,11 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     });
     let server_rows =
         world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();
+    let server_peaks = world.secnet.as_ref().map(|net| {
+        let qm = net.servers.iter().map(|s| u64::from(s.1.peak_qm)).max().unwrap_or(0);
+        let mem = net.servers.iter().map(|s| s.1.peak_memory_bytes).max().unwrap_or(0);
+        (qm, mem)
+    });
     let packet_layer = world.packets.take();
     let campaign_days = std::mem::take(&mut world.campaign.days);
     let rollout_log = std::mem::take(&mut world.campaign.log);
@@ -470,7 +580,17 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let wan_total: u64 = collected.days.iter().map(|d| d.wan_session_bytes).sum();
     let peak_day =
         collected.days.iter().max_by(|a, b| a.peak_wan_util.total_cmp(&b.peak_wan_util).then(b.day.cmp(&a.day)));
+    let failover = sc.ipsec.is_some() && !campus.clusters.is_empty();
+    let fallback = collected
+        .days
+        .iter()
+        .filter_map(|d| d.ipsec.as_ref())
+        .flat_map(|i| &i.by_os)
+        .fold((0.0f64, 0.0f64), |(n, s), o| (n + o.fallback_waits as f64, s + o.fallback_wait_s));
+    let stall_rows = stall_rows(&campus, &traffic, &collected.stalls, scale);
     let summary = Summary {
+        failover_stall_p95_s_by_os: failover.then(|| stall_quantile_by_os(&stall_rows, 0.95)),
+        failover_stall_max_s_by_os: failover.then(|| stall_quantile_by_os(&stall_rows, 1.0)),
         scenario: sc.name.clone(),
         seed: req.seed,
         days: req.days,
@@ -545,13 +665,22 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
             .ipsec
             .as_ref()
             .map(|_| collected.days.iter().filter_map(|d| d.ipsec.as_ref()).map(|i| i.blocked).sum()),
+        server_qm_sas_peak: server_peaks.map(|p| p.0),
+        server_sa_memory_peak_bytes: server_peaks.map(|p| p.1),
+        fallback_waits_total: sc.ipsec.as_ref().map(|_| fallback.0.round() as u64),
+        fallback_wait_s_mean: sc
+            .ipsec
+            .as_ref()
+            .and_then(|_| (fallback.0 > 0.0).then(|| round4(fallback.1 / fallback.0))),
         events_processed: stats.events,
         wall_s: round4(wall_s),
-        ..Summary::default()
     };
 
     let write_err = |source| RunError::Write { path: req.out.display().to_string(), source };
     let mut files = RunFiles::new();
+    if failover {
+        files.add_csv("failover_stalls.csv", &stall_rows).map_err(write_err)?;
+    }
     files
         .add_csv_records("timeline.csv", &TimelineRow::header(&app_names), timeline.iter().map(TimelineRow::fields))
         .map_err(write_err)?;
@@ -573,6 +702,13 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     }
     files.add_json("campus.json", &census).map_err(write_err)?;
     files.add_json("summary.json", &summary).map_err(write_err)?;
+    // Charts read the files just assembled, never model state, so `domiso plot` redraws the
+    // same bytes; they go in before the manifest so its digests cover them.
+    let charts = crate::output::plot::draw_run(&|name| files.get(name).map(<[u8]>::to_vec))
+        .map_err(|e| RunError::Chart(e.to_string()))?;
+    for (name, bytes) in charts {
+        files.add_bytes(&name, bytes);
+    }
     let wall_s = started.elapsed().as_secs_f64();
     let manifest = Manifest {
         tool: "domiso",

@@ -59,7 +59,8 @@ struct UserDay {
 }
 
 /// Causes users meet through traffic (sampled), in `UserDay` slot order.
-const TRAFFIC_CAUSES: [Cause; 4] = [Cause::IpsecBlocked, Cause::IpsecDelay, Cause::NapBlocked, Cause::Firewall];
+const TRAFFIC_CAUSES: [Cause; 5] =
+    [Cause::IpsecBlocked, Cause::IpsecDelay, Cause::NapBlocked, Cause::Firewall, Cause::FailoverStall];
 
 /// How a connection went, as far as its user could tell.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -70,6 +71,12 @@ pub enum Felt {
     BlockedByIpsec,
     BlockedByNap,
     BlockedByFirewall,
+    /// The connection met a failed NLB node: it stalled this long, and the application
+    /// failed (TCP or the application gave up) or not.
+    Stalled {
+        stall: SimDuration,
+        failed: bool,
+    },
 }
 
 /// The campaign's figures of one day (raw counts are already scaled to the population).
@@ -543,6 +550,8 @@ impl<'a> Campaign<'a> {
             Felt::BlockedByIpsec => Some(0),
             Felt::BlockedByNap => Some(2),
             Felt::BlockedByFirewall => Some(3),
+            Felt::Stalled { stall, failed } if failed || stall >= noticeable => Some(4),
+            Felt::Stalled { .. } => None,
         };
         if !self.user_touched[user.index()] {
             self.user_touched[user.index()] = true;

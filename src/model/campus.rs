@@ -1061,7 +1061,8 @@ impl<'a> Generator<'a> {
         campus.dc_lists = dc_lists;
 
         // Popularity: endpoints of a role (servers and VIPs of clusters providing it),
-        // ranked in a random order per role, weight 1/rank^zipf.
+        // weight 1/rank^zipf. A campus puts its busiest services behind NLB [assumption]:
+        // the VIPs take the top ranks, in a random order, and the servers the rest.
         let zipf = self.sc.traffic.popularity_zipf;
         let nr = campus.regions.len();
         let mut popular = Vec::with_capacity(ROLES);
@@ -1076,10 +1077,14 @@ impl<'a> Generator<'a> {
                     .map(|(i, _)| Endpoint::Vip(ClusterId::from_index(i))),
             );
             let mut rng = self.stream(entity::CAMPUS, r, purpose::POPULARITY);
-            let mut ranks: Vec<usize> = (0..eps.len()).collect();
-            for i in (1..ranks.len()).rev() {
-                let j = rng.random_range(0..=i);
-                ranks.swap(i, j);
+            let servers = campus.servers_by_role[r].len();
+            let mut ranks: Vec<usize> = (0..eps.len()).map(|i| (i + eps.len() - servers) % eps.len()).collect();
+            for group in [0..servers, servers..eps.len()] {
+                let base = group.start;
+                for i in (1..group.len()).rev() {
+                    let j = rng.random_range(0..=i);
+                    ranks.swap(base + i, base + j);
+                }
             }
             let weight = |i: usize| 1.0 / ((ranks[i] + 1) as f64).powf(zipf);
             let global = WeightedAliasIndex::new((0..eps.len()).map(weight).collect()).ok();

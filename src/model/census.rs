@@ -289,3 +289,53 @@ impl Census {
         s
     }
 }
+
+/// One NLB cluster, as `domiso campus --clusters` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterRow {
+    pub index: u32,
+    pub service: String,
+    pub affinity: String,
+    pub site: String,
+    pub vip: String,
+    pub nodes: u32,
+    /// Node operating systems, by node index.
+    pub node_os: Vec<String>,
+}
+
+pub fn cluster_rows(campus: &Campus) -> Vec<ClusterRow> {
+    campus
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClusterRow {
+            index: i as u32,
+            service: c.service.name().into(),
+            affinity: c.affinity.name().into(),
+            site: campus.sites[c.site.index()].name.clone(),
+            vip: std::net::Ipv4Addr::from(c.vip).to_string(),
+            nodes: c.nodes.len() as u32,
+            node_os: c.nodes.clone().map(|h| campus.hosts[h as usize].os.name().to_string()).collect(),
+        })
+        .collect()
+}
+
+pub fn render_clusters(rows: &[ClusterRow]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<8} {:<8} {:<16} {:<15} {:>5}  node OS\n",
+        "index", "service", "affinity", "site", "vip", "nodes"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>5}  {:<8} {:<8} {:<16} {:<15} {:>5}  {}\n",
+            r.index,
+            r.service,
+            r.affinity,
+            r.site,
+            r.vip,
+            r.nodes,
+            r.node_os.join(",")
+        ));
+    }
+    out
+}

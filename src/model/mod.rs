@@ -10,6 +10,7 @@ pub mod helpdesk;
 pub mod ids;
 pub mod kinds;
 pub mod lint;
+pub mod nlb;
 pub mod packet_layer;
 pub mod packets;
 pub mod policy;

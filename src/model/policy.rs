@@ -135,6 +135,8 @@ pub enum AddrSpec {
     Group(GroupId, String),
     /// Every subnet of a purpose (e.g. the VPN address pools).
     Purpose(SubnetPurpose),
+    /// Every NLB cluster's virtual IP.
+    Vips,
 }
 
 impl fmt::Display for AddrSpec {
@@ -146,6 +148,7 @@ impl fmt::Display for AddrSpec {
             AddrSpec::Role(r) => write!(f, "role:{r}"),
             AddrSpec::Group(_, name) => write!(f, "group:{name}"),
             AddrSpec::Purpose(p) => write!(f, "subnets:{}", p.name()),
+            AddrSpec::Vips => f.write_str("vips"),
         }
     }
 }
@@ -182,7 +185,7 @@ impl fmt::Display for FilterSpec {
 impl FilterSpec {
     /// Parses `"<src> <-> <dst> [tcp|udp|icmp|any|proto:N] [port]"` (`->` for one way).
     /// Addresses: `any`, `me`, `a.b.c.d`, `a.b.c.d/n`, `role:<role>`, `group:<name>`,
-    /// `subnets:<purpose>`. `group` names resolve through `groups`.
+    /// `subnets:<purpose>`, `vips` (every NLB virtual IP). `group` names resolve through `groups`.
     pub fn parse(s: &str, groups: &[String]) -> Result<FilterSpec, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
         if words.len() < 3 || words.len() > 5 {
@@ -197,6 +200,7 @@ impl FilterSpec {
             match w {
                 "any" => return Ok(AddrSpec::Any),
                 "me" => return Ok(AddrSpec::Me),
+                "vips" => return Ok(AddrSpec::Vips),
                 _ => {}
             }
             if let Some(r) = w.strip_prefix("role:") {
@@ -227,7 +231,7 @@ impl FilterSpec {
                 return Ok(AddrSpec::Prefix(Ipv4Net::new(ip, 32).expect("a /32 is valid")));
             }
             Err(format!(
-                "expected an address (any, me, a.b.c.d[/n], role:<role>, group:<name>, subnets:<purpose>), found {w:?}"
+                "expected an address (any, me, a.b.c.d[/n], role:<role>, group:<name>, subnets:<purpose>, vips), found {w:?}"
             ))
         };
         let src = addr(words[0])?;
@@ -324,6 +328,25 @@ impl PolicySet {
         self.policies.is_empty()
     }
 
+    /// Exempts every NLB cluster's virtual IP from IPsec, the paper's option where a
+    /// cluster's availability matters more than securing it [WP "IPsec and NLB"]: a permit
+    /// rule first in every policy, over `me <-> vips` (a client's side) and `vips <-> any`
+    /// (a node answering on its VIP). As in Windows, a more specific filter elsewhere in a
+    /// policy still outranks it.
+    pub fn exempt_vips(&mut self) {
+        let filter = |src, dst| FilterSpec { src, dst, mirrored: true, protocol: None, port: None };
+        let list = self.filter_lists.len();
+        self.filter_lists.push(FilterList {
+            name: "NLB virtual IPs (exempt)".into(),
+            filters: vec![filter(AddrSpec::Me, AddrSpec::Vips), filter(AddrSpec::Vips, AddrSpec::Any)],
+        });
+        let action = self.actions.len();
+        self.actions.push(FilterAction { name: "Permit (NLB exemption)".into(), kind: ActionKind::Permit });
+        for p in &mut self.policies {
+            p.rules.insert(0, Rule { filter_list: list, action, auth: Vec::new() });
+        }
+    }
+
     /// The strongest negotiate mode a policy uses (its "state" for reports), or `None` if
     /// it only permits and blocks.
     /// Rules over an empty filter list (one a rollout has not grown yet) match nothing and
@@ -389,7 +412,7 @@ fn mask(len: u8) -> u32 {
 pub fn specificity(a: &AddrSpec) -> u32 {
     match a {
         AddrSpec::Any => 0,
-        AddrSpec::Me | AddrSpec::Role(_) | AddrSpec::Group(..) => 32,
+        AddrSpec::Me | AddrSpec::Role(_) | AddrSpec::Group(..) | AddrSpec::Vips => 32,
         AddrSpec::Prefix(p) => u32::from(p.prefix_len()),
         AddrSpec::Purpose(_) => 24,
     }
@@ -492,6 +515,7 @@ impl PolicyEngine {
                 AddrSpec::Group(g, _) => AddrMatch::Hosts(
                     campus.hosts.iter().zip(groups).filter(|(_, gs)| gs.contains(*g)).map(|(h, _)| h.addr).collect(),
                 ),
+                AddrSpec::Vips => AddrMatch::Hosts(campus.clusters.iter().map(|c| c.vip).collect()),
                 AddrSpec::Purpose(p) => AddrMatch::Prefixes(
                     campus
                         .subnets

@@ -13,6 +13,8 @@
 //!   deadlines ([`SaTimer`]).
 //! - Deterministic: no randomness of its own, hash maps used for lookup only.
 
+mod failover;
+
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
@@ -31,6 +33,7 @@ const SMB: Service = Service { protocol: 6, port: 445 };
 use super::sa::{self, PairState, QmState, SaEvent};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::build::IpsecParams;
+pub use failover::{Failover, StallEvent};
 
 /// What happened to a connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -77,6 +80,8 @@ pub struct Connection {
     /// set (SPIs and keys of a packet capture derive from these).
     pub sa_key: Option<(u64, SimTime)>,
     pub timers: [Option<SaTimer>; 2],
+    /// The connection met a failed NLB node: its stall (already in `delay`).
+    pub stall: Option<StallEvent>,
 }
 
 /// Per-server SA statistics.
@@ -128,6 +133,8 @@ pub struct SecNet<'a> {
     pub live_mm: u64,
     pub live_qm: u64,
     pub live_soft: u64,
+    /// NLB node failures, when the campus has clusters.
+    failover: Option<Failover>,
 }
 
 /// The SA table key of a host pair (order-free).
@@ -235,6 +242,7 @@ impl<'a> SecNet<'a> {
             live_mm: 0,
             live_qm: 0,
             live_soft: 0,
+            failover: None,
         };
         net.publish(set, pop);
         for i in 0..n {
@@ -389,9 +397,10 @@ impl<'a> SecNet<'a> {
         engine.match_flow(p, Flow { me, peer: engine.host(client), outbound: false, service })
     }
 
-    /// One connection from `init` to `peer` for a service (`protocol`, `port`), opened at
-    /// `now`, moving `bytes` for `duration` once data flows. `u_ike` decides random IKE
-    /// failures, `u_node` the NLB node under no affinity.
+    /// One connection from `init` to `peer` for a service (`protocol`, `port`) of
+    /// application `app` (catalogue index), opened at `now`, moving `bytes` for `duration`
+    /// once data flows. `u_ike` decides random IKE failures, `u_node` the NLB node under no
+    /// affinity.
     #[allow(clippy::too_many_arguments)]
     pub fn connect(
         &mut self,
@@ -399,16 +408,42 @@ impl<'a> SecNet<'a> {
         init: HostId,
         peer: Endpoint,
         service: Service,
+        app: u16,
         now: SimTime,
         duration: SimDuration,
         bytes: u64,
         u_ike: f64,
         u_node: f64,
     ) -> Connection {
+        let vip = match peer {
+            Endpoint::Host(_) => None,
+            Endpoint::Vip(cl) => Some((cl, self.route_vip(cl, init, now, u_node))),
+        };
+        let mut conn = self.connect_to(pop, init, peer, vip.map(|v| v.1.node), service, now, duration, bytes, u_ike);
+        if let Some((cl, route)) = vip {
+            self.after_vip_connect(cl, init, app, now, duration, route, &mut conn);
+        }
+        conn
+    }
+
+    /// [`SecNet::connect`] once the responder is known (`node`: the NLB node for a VIP).
+    #[allow(clippy::too_many_arguments)]
+    fn connect_to(
+        &mut self,
+        pop: &Population,
+        init: HostId,
+        peer: Endpoint,
+        node: Option<HostId>,
+        service: Service,
+        now: SimTime,
+        duration: SimDuration,
+        bytes: u64,
+        u_ike: f64,
+    ) -> Connection {
         let c = self.campus;
         let resp = match peer {
             Endpoint::Host(h) => h,
-            Endpoint::Vip(cl) => self.nlb_node(cl, init, u_node),
+            Endpoint::Vip(_) => node.expect("a VIP connection has its node"),
         };
         let mut conn = Connection {
             outcome: Outcome::Clear(ClearKind::Exempt),
@@ -418,6 +453,7 @@ impl<'a> SecNet<'a> {
             ike_failed: false,
             sa_key: None,
             timers: [None, None],
+            stall: None,
         };
         let (ip, rp) = (self.policy_of(init), self.policy_of(resp));
         if ip.is_none() && rp.is_none() {

@@ -45,4 +45,7 @@ pub mod purpose {
     pub const HELPDESK: u8 = 12;
     /// Boundary requests and grants, firewall exceptions (epoch = day).
     pub const REQUESTS: u8 = 13;
+    /// NLB: node failures and repairs (entity CLUSTER, epoch = node index); the NAT-T
+    /// update of XP SP1 hosts (entity HOST).
+    pub const NLB: u8 = 14;
 }

@@ -22,12 +22,13 @@ use rand_chacha::ChaCha8Rng;
 
 use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
-use super::ids::{HostId, LinkId};
+use super::ids::{ClusterId, HostId, LinkId};
 use super::kinds::{HostKind, Os};
+use super::nlb::Outage;
 use super::packet_layer::{PacketLayer, SessionPackets, encap_for};
 use super::policy::{BlockReason, Service};
 use super::population::Population;
-use super::secnet::{ClearKind, Outcome, SaTimer, SecNet};
+use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
 use crate::engine::queue::EventQueue;
@@ -44,7 +45,9 @@ pub mod class {
     /// that depends on them.
     pub const CAMPAIGN: u8 = 2;
     pub const SA_TIMER: u8 = 3;
-    pub const ARRIVAL: u8 = 4;
+    /// NLB node failures and repairs: before the sessions that meet them.
+    pub const NLB: u8 = 4;
+    pub const ARRIVAL: u8 = 5;
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -54,6 +57,14 @@ pub enum Event {
     Arrival { host: HostId, seq: u32 },
     Sa(SaTimer),
     Campaign(CampaignEvent),
+    Node(NodeEvent),
+}
+
+/// An NLB node failing (until its repair) or coming back.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    Down { cluster: ClusterId, node: u32, until: SimTime },
+    Up { cluster: ClusterId, node: u32 },
 }
 
 /// Stream words reserved for one event of a host: a session with its peer choice and the
@@ -193,6 +204,8 @@ pub struct LinkDayRecord {
 pub trait Observer {
     fn day(&mut self, record: &DayRecord);
     fn link_day(&mut self, record: &LinkDayRecord);
+    /// A sampled connection that met a failed NLB node.
+    fn stall(&mut self, _stall: &StallEvent) {}
 }
 
 /// Byte counters per wide-area link, direction and bin, for the current and next day.
@@ -351,6 +364,8 @@ pub struct Layers<'a> {
     pub campaign: Campaign<'a>,
     pub secnet: Option<SecNet<'a>>,
     pub packets: Option<PacketLayer<'a>>,
+    /// NLB node outages of the run (they matter with an IPsec layer that has failover).
+    pub outages: Vec<Outage>,
 }
 
 pub struct World<'a, O: Observer> {
@@ -372,6 +387,7 @@ pub struct World<'a, O: Observer> {
     days: u32,
     bins: LinkBins,
     today: DayTotals,
+    outages: Vec<Outage>,
     pub observer: O,
 }
 
@@ -386,7 +402,7 @@ impl<'a, O: Observer> World<'a, O> {
         observer: O,
     ) -> Self {
         let streams = RngStreams::new(seed);
-        let Layers { population, campaign, secnet, packets } = layers;
+        let Layers { population, campaign, secnet, packets, outages } = layers;
         World {
             campus,
             traffic,
@@ -401,6 +417,7 @@ impl<'a, O: Observer> World<'a, O> {
             days,
             bins: LinkBins::new(campus, bin),
             today: DayTotals::default(),
+            outages,
             observer,
         }
     }
@@ -408,6 +425,35 @@ impl<'a, O: Observer> World<'a, O> {
     /// Puts the first events of the run on the queue.
     pub fn prime(&self, queue: &mut EventQueue<Event>) {
         queue.push(SimTime::ZERO, class::DAY_START, Event::DayStart(0));
+        if self.secnet.as_ref().is_some_and(|n| n.failover().is_some()) {
+            for o in &self.outages {
+                let (cluster, node) = (ClusterId(o.cluster), o.node);
+                queue.push(o.at, class::NLB, Event::Node(NodeEvent::Down { cluster, node, until: o.until }));
+                queue.push(o.until, class::NLB, Event::Node(NodeEvent::Up { cluster, node }));
+            }
+        }
+    }
+
+    /// A node failure or repair; the stalls of connections in progress on a failed node
+    /// go to the observer and to their users.
+    fn node_event(&mut self, ev: NodeEvent, now: SimTime) {
+        let Some(net) = self.secnet.as_mut() else { return };
+        match ev {
+            NodeEvent::Down { cluster, node, until } => {
+                for st in net.node_down(cluster, node, now, until) {
+                    self.stalled(&st);
+                }
+            }
+            NodeEvent::Up { cluster, node } => {
+                net.node_up(cluster, node, now);
+            }
+        }
+    }
+
+    fn stalled(&mut self, st: &StallEvent) {
+        self.observer.stall(st);
+        let felt = Felt::Stalled { stall: st.stall.stall, failed: st.stall.app_failed };
+        self.campaign.felt(&self.population, st.client, st.node, usize::from(st.app), felt, st.at);
     }
 
     fn start_day(&mut self, day: u32, queue: &mut EventQueue<Event>) {
@@ -474,7 +520,18 @@ impl<'a, O: Observer> World<'a, O> {
         if let Some(net) = self.secnet.as_mut() {
             let app = &self.traffic.apps[s.app.index()];
             let service = Service { protocol: app.protocol.number(), port: app.port };
-            let conn = net.connect(&self.population, host, s.peer, service, now, duration, bytes, s.u_ike, s.u_node);
+            let conn = net.connect(
+                &self.population,
+                host,
+                s.peer,
+                service,
+                s.app.index() as u16,
+                now,
+                duration,
+                bytes,
+                s.u_ike,
+                s.u_node,
+            );
             for t in conn.timers.into_iter().flatten() {
                 push_timer(queue, t);
             }
@@ -524,6 +581,11 @@ impl<'a, O: Observer> World<'a, O> {
                 Outcome::Blocked(BlockReason::Firewall) => Felt::BlockedByFirewall,
                 Outcome::Blocked(_) if nap_blocked => Felt::BlockedByNap,
                 Outcome::Blocked(_) => Felt::BlockedByIpsec,
+                _ if conn.stall.is_some() => {
+                    let st = conn.stall.expect("checked");
+                    self.observer.stall(&st);
+                    Felt::Stalled { stall: st.stall.stall, failed: st.stall.app_failed }
+                }
                 _ if !conn.delay.is_zero() => Felt::Waited(conn.delay),
                 _ => Felt::Fine,
             };
@@ -707,6 +769,7 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
                     queue.push(at, class::CAMPAIGN, Event::Campaign(next));
                 }
             }
+            Event::Node(ev) => self.node_event(ev, now),
             Event::Sa(t) => {
                 if let Some(net) = self.secnet.as_mut() {
                     if let Some(next) = net.timer(t, now) {

@@ -2,7 +2,9 @@
 //! charts. Model code hands results over as records; only this module serialises them.
 
 pub mod capture;
+pub mod check;
 pub mod compare;
 pub mod pcap;
+pub mod plot;
 pub mod record;
 pub mod writer;

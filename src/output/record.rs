@@ -139,6 +139,34 @@ impl TimelineRollout {
     }
 }
 
+/// One row of `failover_stalls.csv`: a sampled connection that met a failed NLB node.
+#[derive(Debug, Clone, Serialize)]
+pub struct StallRow {
+    pub day: u32,
+    /// Time of day of the failure (in progress) or of the connection's start, "HH:MM:SS.mmm".
+    pub time: String,
+    /// Cluster index (as in scheduled failures) and the service behind it.
+    pub cluster: u32,
+    pub service: String,
+    /// Node index within the cluster.
+    pub node: u32,
+    pub client: u32,
+    pub client_os: String,
+    pub app: String,
+    /// Open on the node when it failed (rather than opened afterwards).
+    pub in_progress: bool,
+    /// Every node of the cluster was down: the wait was for a repair.
+    pub cluster_down: bool,
+    pub ipsec: bool,
+    /// How the client noticed: none (clear, or the cluster had not converged),
+    /// idle-timer, tcp-retransmit.
+    pub detection: String,
+    pub stall_s: f64,
+    pub app_failed: bool,
+    /// Connections of the whole population this sampled one stands for.
+    pub weight: f64,
+}
+
 /// One row of `helpdesk.csv`: a day at the helpdesk.
 #[derive(Debug, Clone, Serialize)]
 pub struct HelpdeskRow {
@@ -444,6 +472,12 @@ pub struct Summary {
     pub protected_traffic_pct_end: Option<f64>,
     pub sa_negotiations_total: Option<u64>,
     pub blocked_connections_total: Option<u64>,
+    /// Highest live quick-mode SAs and SA memory of any one server over the run.
+    pub server_qm_sas_peak: Option<u64>,
+    pub server_sa_memory_peak_bytes: Option<u64>,
+    /// Connections that waited for a fallback to clear, and their mean wait.
+    pub fallback_waits_total: Option<u64>,
+    pub fallback_wait_s_mean: Option<f64>,
     pub sessions_total: u64,
     pub traffic_bytes_total: u64,
     pub wan_session_bytes_total: u64,
@@ -483,4 +517,28 @@ pub struct Manifest {
     pub events_per_s: f64,
     pub peak_rss_bytes: Option<u64>,
     pub files: BTreeMap<String, String>,
+}
+
+/// Summary keys that measure the machine, not the model: never compared, never a metric.
+pub const MEASUREMENT_KEYS: [&str; 1] = ["wall_s"];
+
+/// A summary as metric columns: objects become `key.member`; the measurement keys are left
+/// out. Sweeps and regression checks read summaries through this.
+pub fn flatten_summary(summary: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    if let Some(obj) = summary.as_object() {
+        for (k, v) in obj.iter().filter(|(k, _)| !MEASUREMENT_KEYS.contains(&k.as_str())) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (mk, mv) in m {
+                        out.insert(format!("{k}.{mk}"), mv.clone());
+                    }
+                }
+                other => {
+                    out.insert(k.clone(), other.clone());
+                }
+            }
+        }
+    }
+    out
 }

@@ -15,11 +15,12 @@ use super::diag::{
     Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables, text_from_utf8,
 };
 use super::file::*;
-use crate::engine::SimDuration;
+use crate::engine::{SimDuration, SimTime};
 use crate::model::campus::SubnetPurpose;
 use crate::model::helpdesk::{Cause, HelpdeskParams, PerCause, Propensity};
 use crate::model::ids::{DomainId, GroupId};
 use crate::model::kinds::{Affinity, ClientCategory, GroupKind, HostKind, Os, Protocol, Role};
+use crate::model::nlb::{FailoverParams, ScheduledFailure, TcpTimers};
 use crate::model::packets::{OverMtu, PacketModel, Shape};
 use crate::model::policy::{
     ActionKind, AuthMethod, Fallback, FilterAction, FilterList, FilterSpec, Gpo, IpsecPolicy, LocalPolicy, Mode,
@@ -260,6 +261,8 @@ pub struct NlbParams {
     pub services: Vec<Role>,
     pub affinity: Mix<Affinity>,
     pub os: Mix<Os>,
+    /// Node failures and the timers behind failover stalls.
+    pub failover: FailoverParams,
 }
 
 #[derive(Debug, Clone)]
@@ -425,10 +428,64 @@ fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
 /// Parses and validates scenario text; `file` is the name used in diagnostics and the
 /// place `extends` paths are resolved from.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
+    parse_with(file, text, &[])
+}
+
+/// One key of a scenario set from outside its files (a sweep axis): `path` is dotted, with
+/// numeric segments indexing arrays (`ipsec.main_mode_lifetime`, `wave.7.select.order`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub path: String,
+    pub value: toml::Value,
+}
+
+/// Sets `value` at a dotted `path` of `table`. Tables along the way are created; an array
+/// segment must index an existing element.
+pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), String> {
+    fn set_in(
+        here: &mut toml::Value,
+        segs: &[&str],
+        walked: usize,
+        path: &str,
+        value: toml::Value,
+    ) -> Result<(), String> {
+        let Some((seg, rest)) = segs.split_first() else {
+            *here = value;
+            return Ok(());
+        };
+        let at = || path.split('.').take(walked).collect::<Vec<_>>().join(".");
+        let child = match here {
+            toml::Value::Table(t) => t.entry(seg.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            toml::Value::Array(a) => {
+                let len = a.len();
+                match seg.parse::<usize>() {
+                    Ok(k) if k < len => &mut a[k],
+                    _ => return Err(format!("expected an index below {len} into the array {:?}, found {seg:?}", at())),
+                }
+            }
+            other => return Err(format!("{:?} is a {}, not a table or an array", at(), other.type_str())),
+        };
+        set_in(child, rest, walked + 1, path, value)
+    }
+    let segs: Vec<&str> = path.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(format!("{path:?} is not a key path (empty segment)"));
+    }
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let result = set_in(&mut root, &segs, 0, path, value);
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    result
+}
+
+/// [`parse`] with keys set from outside the files (applied to the merged scenario, before
+/// validation; they count in the scenario's sha256).
+pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
     let one = |d: Diagnostic| Diagnostics(vec![d]);
     let layers = read_layers(file, text).map_err(one)?;
     let map = LayeredMap::new(layers.iter().map(|l| SourceMap::new(&l.file, &l.text)).collect());
-    let raw: ScenarioFile = if layers.len() == 1 {
+    let raw: ScenarioFile = if layers.len() == 1 && overrides.is_empty() {
         // A single file: deserialise from the text itself for exact spans.
         from_toml(file, text).map_err(one)?
     } else {
@@ -436,11 +493,19 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
         for layer in layers.iter().rev() {
             merge_tables(&mut merged, layer.table.clone());
         }
+        for o in overrides {
+            set_path(&mut merged, &o.path, o.value.clone()).map_err(|message| {
+                one(Diagnostic { file: file.to_string(), line: 0, col: 0, key_path: o.path.clone(), message })
+            })?;
+        }
         from_table(merged, &map).map_err(one)?
     };
     let mut hasher = Sha256::new();
     for layer in &layers {
         hasher.update(layer.text.as_bytes());
+    }
+    for o in overrides {
+        hasher.update(format!("\n{} = {}", o.path, o.value).as_bytes());
     }
     let mut v = Validator { map: &map, problems: Vec::new() };
     let scenario = v.scenario(raw, hex(&hasher.finalize()));
@@ -544,7 +609,10 @@ impl Validator<'_> {
         let nap = raw.nap.as_ref().map(|x| self.nap(x));
         let firewall = raw.firewall.as_ref().map(|x| self.firewall(x, &raw.apps, &group_names));
         let helpdesk = raw.helpdesk.as_ref().map(|x| self.helpdesk(x));
-        let policy = self.policy_set(&raw, &domains, &groups);
+        let mut policy = self.policy_set(&raw, &domains, &groups);
+        if nlb.failover.exempt_vips {
+            policy.exempt_vips();
+        }
         let rollout = raw.rollout.as_ref().map(|r| self.rollout(r, run.start_weekday, &domains, &group_names, &policy));
         if ipsec.is_none() && !policy.is_empty() {
             self.fail(
@@ -578,20 +646,8 @@ impl Validator<'_> {
 
     fn helpdesk(&mut self, f: &HelpdeskFile) -> HelpdeskSettings {
         let k = |s: &str| p(&["helpdesk", s]);
-        let tod = |this: &mut Self, j: usize, s: &str| -> SimDuration {
-            let ok = s.split_once(':').and_then(|(h, m)| Some((h.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
-            match ok {
-                Some((h, m)) if h <= 24 && m < 60 && (h < 24 || m == 0) => {
-                    SimDuration::from_hours(h) + SimDuration::from_mins(m)
-                }
-                _ => {
-                    this.fail(&k("open").index(j), format!("expected a time of day \"HH:MM\", found {s:?}"));
-                    SimDuration::ZERO
-                }
-            }
-        };
-        let open = tod(self, 0, &f.open[0]);
-        let close = tod(self, 1, &f.open[1]);
+        let open = self.time_of_day(k("open").index(0), &f.open[0]);
+        let close = self.time_of_day(k("open").index(1), &f.open[1]);
         if open >= close {
             self.fail(&k("open"), "the desk must open before it closes");
         }
@@ -1493,6 +1549,97 @@ impl Validator<'_> {
             services: n.services.clone(),
             affinity: self.mix(k("affinity"), &n.affinity, |_| true, "affinities"),
             os: self.mix(k("os"), &n.os, |o| o.is_server_os() || o == Os::Win2000, "a Windows server OS"),
+            failover: self.failover(n, clusters, nodes_min),
+        }
+    }
+
+    fn failover(&mut self, n: &NlbFile, clusters: u32, nodes_min: u32) -> FailoverParams {
+        let k = |s: &str| p(&["nlb", s]);
+        for (name, d) in [
+            ("mttr", n.mttr),
+            ("convergence", n.convergence),
+            ("idle_legacy", n.idle_legacy),
+            ("idle", n.idle),
+            ("tcp_data_rto", n.tcp_data_rto),
+            ("tcp_syn_rto", n.tcp_syn_rto),
+            ("app_timeout", n.app_timeout),
+        ] {
+            if d.0.is_zero() {
+                self.fail(&k(name), "expected a positive duration");
+            }
+        }
+        if n.mtbf.is_some_and(|d| d.0 < SimDuration::MINUTE) {
+            self.fail(&k("mtbf"), "expected at least 1 min between failures of a node");
+        }
+        for (name, x) in [
+            ("tcp_data_retransmissions", n.tcp_data_retransmissions),
+            ("tcp_syn_retransmissions", n.tcp_syn_retransmissions),
+        ] {
+            if x > 20 {
+                self.fail(&k(name), format!("expected at most 20 retransmissions, found {x}"));
+            }
+        }
+        let mut scheduled = Vec::new();
+        for (i, f) in n.failures.iter().enumerate() {
+            let path = KeyPath::root().key("nlb").key("failure").index(i);
+            if f.cluster >= clusters {
+                self.fail(
+                    &path.key("cluster"),
+                    format!("expected a cluster index below {clusters}, found {}", f.cluster),
+                );
+            }
+            // Node counts are drawn per cluster; every cluster has at least `nodes_min`.
+            if f.node >= nodes_min {
+                self.fail(
+                    &path.key("node"),
+                    format!(
+                        "expected a node index below nodes_min ({nodes_min}), which every cluster has, found {}",
+                        f.node
+                    ),
+                );
+            }
+            if f.down.0.is_zero() {
+                self.fail(&path.key("down"), "expected a positive duration");
+            }
+            let at = self.time_of_day(path.key("at"), &f.at);
+            scheduled.push(ScheduledFailure {
+                cluster: f.cluster,
+                node: f.node,
+                at: SimTime::start_of_day(f.day) + at,
+                down_for: f.down.0,
+            });
+        }
+        FailoverParams {
+            mtbf: n.mtbf.filter(|_| n.random_failures).map(|d| d.0),
+            mttr: n.mttr.0,
+            convergence: n.convergence.0,
+            idle_legacy: n.idle_legacy.0,
+            idle: n.idle.0,
+            xp_sp1_nat_t: self.fraction(k("xp_sp1_nat_t_update"), n.xp_sp1_nat_t_update),
+            exempt_vips: n.exempt_vips,
+            tcp: TcpTimers {
+                data_rto: n.tcp_data_rto.0,
+                data_retransmissions: n.tcp_data_retransmissions,
+                syn_rto: n.tcp_syn_rto.0,
+                syn_retransmissions: n.tcp_syn_retransmissions,
+                app_retry: n.app_retry.0,
+                app_timeout: n.app_timeout.0,
+            },
+            scheduled,
+        }
+    }
+
+    /// A time of day `"HH:MM"` (24:00 allowed).
+    fn time_of_day(&mut self, path: KeyPath, s: &str) -> SimDuration {
+        let ok = s.split_once(':').and_then(|(h, m)| Some((h.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
+        match ok {
+            Some((h, m)) if h <= 24 && m < 60 && (h < 24 || m == 0) => {
+                SimDuration::from_hours(h) + SimDuration::from_mins(m)
+            }
+            _ => {
+                self.fail(&path, format!("expected a time of day \"HH:MM\", found {s:?}"));
+                SimDuration::ZERO
+            }
         }
     }
 

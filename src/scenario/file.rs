@@ -424,6 +424,99 @@ pub struct NlbFile {
     pub services: Vec<Role>,
     pub affinity: BTreeMap<Affinity, f64>,
     pub os: BTreeMap<Os, f64>,
+    /// Mean time between failures of one node; absent, or `random_failures = false`: no
+    /// random failures.
+    #[serde(default)]
+    pub mtbf: Option<Duration>,
+    #[serde(default = "nlb_defaults::yes")]
+    pub random_failures: bool,
+    #[serde(default = "nlb_defaults::mttr")]
+    pub mttr: Duration,
+    #[serde(default = "nlb_defaults::convergence")]
+    pub convergence: Duration,
+    #[serde(default = "nlb_defaults::idle_legacy")]
+    pub idle_legacy: Duration,
+    #[serde(default = "nlb_defaults::idle")]
+    pub idle: Duration,
+    #[serde(default = "nlb_defaults::half")]
+    pub xp_sp1_nat_t_update: f64,
+    #[serde(default)]
+    pub exempt_vips: bool,
+    #[serde(default = "nlb_defaults::data_rto")]
+    pub tcp_data_rto: Duration,
+    #[serde(default = "nlb_defaults::data_retransmissions")]
+    pub tcp_data_retransmissions: u32,
+    #[serde(default = "nlb_defaults::syn_rto")]
+    pub tcp_syn_rto: Duration,
+    #[serde(default = "nlb_defaults::syn_retransmissions")]
+    pub tcp_syn_retransmissions: u32,
+    #[serde(default = "nlb_defaults::app_retry")]
+    pub app_retry: Duration,
+    #[serde(default = "nlb_defaults::app_timeout")]
+    pub app_timeout: Duration,
+    /// Failures the scenario names (a controlled experiment).
+    #[serde(default, rename = "failure")]
+    pub failures: Vec<NlbFailureFile>,
+}
+
+/// One scheduled node failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NlbFailureFile {
+    /// Cluster index (as listed by `domiso campus --clusters`).
+    pub cluster: u32,
+    /// Node index within the cluster.
+    pub node: u32,
+    pub day: u32,
+    /// Time of day, "HH:MM".
+    pub at: String,
+    pub down: Duration,
+}
+
+/// Defaults of the failover keys [assumption unless noted; see DOMAIN 5].
+mod nlb_defaults {
+    use super::Duration;
+    use crate::engine::SimDuration;
+
+    pub fn mttr() -> Duration {
+        Duration(SimDuration::from_hours(4))
+    }
+    /// NLB declares a host gone after 5 missed 1-second heartbeats [MS NLB].
+    pub fn convergence() -> Duration {
+        Duration(SimDuration::from_secs(5))
+    }
+    /// [WP] Windows 2000 / XP: 5 idle minutes.
+    pub fn idle_legacy() -> Duration {
+        Duration(SimDuration::from_mins(5))
+    }
+    /// [WP] XP SP1 with NAT-T, XP SP2, Server 2003: 1 minute.
+    pub fn idle() -> Duration {
+        Duration(SimDuration::from_mins(1))
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn half() -> f64 {
+        0.5
+    }
+    pub fn data_rto() -> Duration {
+        Duration(SimDuration::from_millis(500))
+    }
+    pub fn data_retransmissions() -> u32 {
+        5
+    }
+    pub fn syn_rto() -> Duration {
+        Duration(SimDuration::from_secs(3))
+    }
+    pub fn syn_retransmissions() -> u32 {
+        2
+    }
+    pub fn app_retry() -> Duration {
+        Duration(SimDuration::from_secs(10))
+    }
+    pub fn app_timeout() -> Duration {
+        Duration(SimDuration::from_secs(30))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -323,7 +323,7 @@ proptest! {
                 continue;
             }
             let service = services[svc];
-            let conn = net.connect(&pop, init, Endpoint::Host(resp), service, now, SimDuration::from_millis(dur_ms), bytes, u_ike, u_node);
+            let conn = net.connect(&pop, init, Endpoint::Host(resp), service, 0, now, SimDuration::from_millis(dur_ms), bytes, u_ike, u_node);
             for t in conn.timers.into_iter().flatten() {
                 prop_assert!(next_time(t) >= now, "timers never in the past");
                 timers.push(next_time(t), 0, t);

@@ -13,14 +13,22 @@ use crate::common::{domiso, reduced, scratch};
 /// only exceptions).
 const MEASUREMENTS: [&str; 3] = ["wall_s", "events_per_s", "peak_rss_bytes"];
 
+/// Every file under `dir` (recursively), by path relative to it.
 fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
-        })
-        .collect()
+            if p.is_dir() {
+                pending.push(p);
+            } else {
+                let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(name, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
 }
 
 fn without_measurements(bytes: &[u8]) -> serde_json::Value {
