@@ -46,5 +46,11 @@ fn hold(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, hold);
+// No HTML plots: plotters here is built with the embedded-font backend (for domiso's own
+// charts), and criterion's plots would look for system fonts that a build machine may lack.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = hold
+}
 criterion_main!(benches);

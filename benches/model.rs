@@ -101,5 +101,11 @@ fn rollout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, campus, sa_day, wire, rollout);
+// No HTML plots: plotters here is built with the embedded-font backend (for domiso's own
+// charts), and criterion's plots would look for system fonts that a build machine may lack.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = campus, sa_day, wire, rollout
+}
 criterion_main!(benches);
