@@ -42,11 +42,12 @@ pub enum SweepError {
 }
 
 impl SweepError {
-    /// Exit code: 2 for bad input, 1 for a failed run.
+    /// Exit code: 2 for bad input or a file that cannot be read or written (usage), 1 for
+    /// a run that failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SweepError::Input(_) => 2,
-            _ => 1,
+            SweepError::Input(_) | SweepError::Io { .. } => 2,
+            SweepError::Run { .. } => 1,
         }
     }
 }

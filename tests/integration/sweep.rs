@@ -175,6 +175,20 @@ fn bad_sweep_files_are_input_errors_that_name_the_problem() {
         assert!(err.contains(file.to_str().unwrap()) && err.contains(expected), "case {i}: {err}");
         assert!(!dir.join("out").join("sweep.csv").exists(), "case {i} wrote a result");
     }
+    // Files that are not there are input errors too.
+    let missing = dir.join("no-such-sweep.toml");
+    let o = domiso(&["sweep", missing.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-sweep.toml"));
+    let o = domiso(&[
+        "sweep",
+        "merge",
+        dir.join("no-such-shard").to_str().unwrap(),
+        "--out",
+        dir.join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-shard"));
 }
 
 #[test]
