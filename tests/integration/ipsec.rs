@@ -598,3 +598,40 @@ fn secure_request_day_protects_managed_traffic_and_blocks_the_untrusted() {
         assert!(num(&tl[0], col) > 0.0, "timeline {col}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Policy matching: the decision cache keyed by address classes gives what matching every
+// filter gives, for hosts, virtual IPs and both directions.
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn cached_policy_decisions_equal_uncached_matching(seed in 0u64..u64::MAX) {
+        use domiso::model::policy::{Flow, Packet, PolicyEngine};
+        use rand::{RngExt, SeedableRng};
+        let (sc, campus) = reduced();
+        let groups: Vec<_> = campus.hosts.iter().map(|h| h.groups).collect();
+        let mut engine = PolicyEngine::new(&sc.policy, campus, &groups);
+        prop_assume!(!sc.policy.policies.is_empty());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let ports: Vec<(u8, u16)> = vec![(6, 445), (6, 80), (17, 53), (6, 3389), (17, 500), (6, 1433), (1, 0)];
+        for _ in 0..2_000 {
+            let policy = rng.random_range(0..sc.policy.policies.len()) as u16;
+            let me_host = HostId::from_index(rng.random_range(0..campus.hosts.len()));
+            let me = engine.host(me_host);
+            let peer = if !campus.clusters.is_empty() && rng.random::<f64>() < 0.1 {
+                engine.address(campus.clusters[rng.random_range(0..campus.clusters.len())].vip)
+            } else {
+                engine.host(HostId::from_index(rng.random_range(0..campus.hosts.len())))
+            };
+            let outbound = rng.random::<bool>();
+            let (protocol, port) = ports[rng.random_range(0..ports.len())];
+            let service = Service { protocol, port };
+            let packet = if outbound { Packet { src: me.addr, dst: peer.addr } } else { Packet { src: peer.addr, dst: me.addr } };
+            let expected = engine.match_uncached(policy, me.addr, packet, service);
+            let got = engine.match_flow(policy, Flow { me, peer, outbound, service });
+            prop_assert_eq!(got, expected, "policy {} me {:?} peer {:?} outbound {} {:?}", policy, me, peer, outbound, service);
+        }
+    }
+}
