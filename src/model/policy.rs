@@ -17,6 +17,7 @@
 //!   random numbers and never looks at existing SAs (that is `sa.rs`).
 
 use std::fmt;
+use std::rc::Rc;
 
 use ipnet::Ipv4Net;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -388,8 +389,8 @@ enum AddrMatch {
         mask: u32,
     },
     /// Host addresses (dynamic server sets, group members).
-    Hosts(FxHashSet<u32>),
-    Prefixes(Vec<(u32, u32)>),
+    Hosts(Rc<FxHashSet<u32>>),
+    Prefixes(Rc<Vec<(u32, u32)>>),
 }
 
 impl AddrMatch {
@@ -500,12 +501,18 @@ impl PolicyEngine {
     /// Compiles `set` for `campus`, with group memberships as they are now (`groups`, per
     /// host) for `group:` addresses.
     pub fn new(set: &PolicySet, campus: &Campus, groups: &[GroupSet]) -> PolicyEngine {
-        let resolve = |a: &AddrSpec| -> AddrMatch {
-            match a {
+        // A policy set names the same few address sets in many filters (and the engine is
+        // rebuilt at every policy change), so each distinct end is resolved once.
+        let mut resolved: FxHashMap<AddrSpec, AddrMatch> = FxHashMap::default();
+        let mut resolve = |a: &AddrSpec| -> AddrMatch {
+            if let Some(m) = resolved.get(a) {
+                return m.clone();
+            }
+            let m = match a {
                 AddrSpec::Any => AddrMatch::Any,
                 AddrSpec::Me => AddrMatch::Me,
                 AddrSpec::Prefix(p) => AddrMatch::Prefix { net: u32::from(p.network()), mask: mask(p.prefix_len()) },
-                AddrSpec::Role(r) => AddrMatch::Hosts(
+                AddrSpec::Role(r) => AddrMatch::Hosts(Rc::new(
                     campus
                         .hosts
                         .iter()
@@ -513,36 +520,40 @@ impl PolicyEngine {
                         .map(|h| h.addr)
                         .chain(campus.clusters.iter().filter(|c| c.service == *r).map(|c| c.vip))
                         .collect(),
-                ),
-                AddrSpec::Group(g, _) => AddrMatch::Hosts(
+                )),
+                AddrSpec::Group(g, _) => AddrMatch::Hosts(Rc::new(
                     campus.hosts.iter().zip(groups).filter(|(_, gs)| gs.contains(*g)).map(|(h, _)| h.addr).collect(),
-                ),
-                AddrSpec::Vips => AddrMatch::Hosts(campus.clusters.iter().map(|c| c.vip).collect()),
-                AddrSpec::Purpose(p) => AddrMatch::Prefixes(
+                )),
+                AddrSpec::Vips => AddrMatch::Hosts(Rc::new(campus.clusters.iter().map(|c| c.vip).collect())),
+                AddrSpec::Purpose(p) => AddrMatch::Prefixes(Rc::new(
                     campus
                         .subnets
                         .iter()
                         .filter(|s| s.purpose == *p)
                         .map(|s| (u32::from(s.prefix.network()), mask(s.prefix.prefix_len())))
                         .collect(),
-                ),
-            }
+                )),
+            };
+            resolved.insert(a.clone(), m.clone());
+            m
         };
         let mut filters = Vec::with_capacity(set.policies.len());
         let mut singled: FxHashSet<u32> = FxHashSet::default();
+        let mut singled_by: FxHashSet<&AddrSpec> = FxHashSet::default();
         let mut long_prefixes: Vec<(u32, u32, u8)> = Vec::new();
         for p in &set.policies {
             let mut fs: Vec<(u32, usize, CompiledFilter)> = Vec::new();
             for (ri, r) in p.rules.iter().enumerate() {
                 for f in &set.filter_lists[r.filter_list].filters {
-                    for a in [&f.src, &f.dst] {
-                        match a {
-                            AddrSpec::Prefix(net) => {
+                    let (src, dst) = (resolve(&f.src), resolve(&f.dst));
+                    for (a, m) in [(&f.src, &src), (&f.dst, &dst)] {
+                        match (a, m) {
+                            (AddrSpec::Prefix(net), _) => {
                                 long_prefixes.push((u32::from(net.network()), mask(net.prefix_len()), net.prefix_len()))
                             }
-                            AddrSpec::Role(_) | AddrSpec::Group(..) => {
-                                if let AddrMatch::Hosts(set) = resolve(a) {
-                                    singled.extend(set);
+                            (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set)) => {
+                                if singled_by.insert(a) {
+                                    singled.extend(set.iter());
                                 }
                             }
                             _ => {}
@@ -553,8 +564,8 @@ impl PolicyEngine {
                         ri,
                         CompiledFilter {
                             rule: ri as u16,
-                            src: resolve(&f.src),
-                            dst: resolve(&f.dst),
+                            src,
+                            dst,
                             mirrored: f.mirrored,
                             protocol: f.protocol,
                             port: f.port,
@@ -566,6 +577,8 @@ impl PolicyEngine {
             fs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             filters.push(fs.into_iter().map(|(_, _, f)| f).collect());
         }
+        long_prefixes.sort_unstable();
+        long_prefixes.dedup();
         let class = membership_classes(campus, &filters, &singled, &long_prefixes);
         let addr = campus.hosts.iter().map(|h| h.addr).collect();
         PolicyEngine { filters, class, addr, cache: FxHashMap::default() }
@@ -629,6 +642,21 @@ fn membership_classes(
         .flat_map(|f| [&f.src, &f.dst])
         .filter(|a| !matches!(a, AddrMatch::Any | AddrMatch::Me))
         .collect();
+    // The prefixes longer than a subnet's own that lie inside it: usually none, so most
+    // hosts need no per-address test at all.
+    let inside: Vec<Vec<(u32, u32)>> = campus
+        .subnets
+        .iter()
+        .map(|sub| {
+            let (snet, smask, slen) =
+                (u32::from(sub.prefix.network()), mask(sub.prefix.prefix_len()), sub.prefix.prefix_len());
+            long_prefixes
+                .iter()
+                .filter(|&&(net, _, len)| len > slen && net & smask == snet)
+                .map(|&(net, m, _)| (net, m))
+                .collect()
+        })
+        .collect();
     let words = sets.len().div_ceil(64);
     let mut interned: FxHashMap<Vec<u64>, u64> = FxHashMap::default();
     let mut by_subnet: Vec<Option<u64>> = vec![None; campus.subnets.len()];
@@ -637,9 +665,7 @@ fn membership_classes(
         .hosts
         .iter()
         .map(|h| {
-            let sub = &campus.subnets[h.subnet.index()];
-            let split = singled.contains(&h.addr)
-                || long_prefixes.iter().any(|&(net, m, len)| len > sub.prefix.prefix_len() && h.addr & m == net);
+            let split = singled.contains(&h.addr) || inside[h.subnet.index()].iter().any(|&(net, m)| h.addr & m == net);
             if !split && let Some(c) = by_subnet[h.subnet.index()] {
                 return c;
             }
