@@ -551,10 +551,11 @@ impl PolicyEngine {
                             (AddrSpec::Prefix(net), _) => {
                                 long_prefixes.push((u32::from(net.network()), mask(net.prefix_len()), net.prefix_len()))
                             }
-                            (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set)) => {
-                                if singled_by.insert(a) {
-                                    singled.extend(set.iter());
-                                }
+                            // Each set's members once, however many filters name it.
+                            (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set))
+                                if singled_by.insert(a) =>
+                            {
+                                singled.extend(set.iter());
                             }
                             _ => {}
                         }
