@@ -18,6 +18,12 @@
 //!
 //! The `epoch` field lets the model re-key a stream per simulated day (or any period), so a
 //! change in how many draws day 3 consumes does not shift day 4's draws.
+//!
+//! [`StreamWindow`] reads the same keystream as [`ChaCha8Rng`] from a given word position,
+//! one 16-word block at a time. The model opens one such window per event (a few dozen
+//! words), where `ChaCha8Rng` would set up its state and compute four blocks; the words
+//! drawn are identical (tested against `rand_chacha`), so which of the two reads a stream
+//! never changes a result.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -92,8 +98,119 @@ impl RngStreams {
         rng
     }
 
+    /// A generator reading `key`'s stream from word `word_pos` on: the same words as
+    /// `stream(key)` after `set_word_pos(word_pos)`, computed a block at a time.
+    pub fn window(&self, key: StreamKey, word_pos: u64) -> StreamWindow {
+        StreamWindow::new(&self.key, key.stream_id(), word_pos)
+    }
+
     pub fn master_seed(&self) -> u64 {
         self.master_seed
+    }
+}
+
+/// ChaCha8 with a 64-bit block counter and a 64-bit stream number (the layout of
+/// `rand_chacha`), buffering one block.
+#[derive(Clone, Debug)]
+pub struct StreamWindow {
+    /// Key words, then the block counter (low, high) and the stream (low, high).
+    input: [u32; 16],
+    block: [u32; 16],
+    /// Next unread word of `block`; 16 when the block is used up.
+    index: usize,
+}
+
+const CHACHA_CONSTANTS: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+impl StreamWindow {
+    fn new(key: &[u8; 32], stream: u64, word_pos: u64) -> StreamWindow {
+        let mut input = [0u32; 16];
+        input[..4].copy_from_slice(&CHACHA_CONSTANTS);
+        for (w, chunk) in input[4..12].iter_mut().zip(key.chunks_exact(4)) {
+            *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+        let block = word_pos / 16;
+        input[12] = block as u32;
+        input[13] = (block >> 32) as u32;
+        input[14] = stream as u32;
+        input[15] = (stream >> 32) as u32;
+        let mut w = StreamWindow { input, block: [0; 16], index: 16 };
+        let skip = (word_pos % 16) as usize;
+        if skip > 0 {
+            w.refill();
+            w.index = skip;
+        }
+        w
+    }
+
+    /// Computes the block at the counter and advances the counter.
+    fn refill(&mut self) {
+        #[inline(always)]
+        fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+            x[a] = x[a].wrapping_add(x[b]);
+            x[d] = (x[d] ^ x[a]).rotate_left(16);
+            x[c] = x[c].wrapping_add(x[d]);
+            x[b] = (x[b] ^ x[c]).rotate_left(12);
+            x[a] = x[a].wrapping_add(x[b]);
+            x[d] = (x[d] ^ x[a]).rotate_left(8);
+            x[c] = x[c].wrapping_add(x[d]);
+            x[b] = (x[b] ^ x[c]).rotate_left(7);
+        }
+        let mut x = self.input;
+        // ChaCha8: four double rounds.
+        for _ in 0..4 {
+            quarter(&mut x, 0, 4, 8, 12);
+            quarter(&mut x, 1, 5, 9, 13);
+            quarter(&mut x, 2, 6, 10, 14);
+            quarter(&mut x, 3, 7, 11, 15);
+            quarter(&mut x, 0, 5, 10, 15);
+            quarter(&mut x, 1, 6, 11, 12);
+            quarter(&mut x, 2, 7, 8, 13);
+            quarter(&mut x, 3, 4, 9, 14);
+        }
+        for (out, (xi, ii)) in self.block.iter_mut().zip(x.iter().zip(&self.input)) {
+            *out = xi.wrapping_add(*ii);
+        }
+        let counter = (u64::from(self.input[13]) << 32 | u64::from(self.input[12])).wrapping_add(1);
+        self.input[12] = counter as u32;
+        self.input[13] = (counter >> 32) as u32;
+        self.index = 0;
+    }
+
+    #[inline]
+    fn word(&mut self) -> u32 {
+        if self.index >= 16 {
+            self.refill();
+        }
+        let w = self.block[self.index];
+        self.index += 1;
+        w
+    }
+}
+
+impl rand::TryRng for StreamWindow {
+    type Error = std::convert::Infallible;
+
+    #[inline]
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.word())
+    }
+
+    /// Two consecutive words, low first (as `rand_chacha` reads them).
+    #[inline]
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let lo = self.word();
+        let hi = self.word();
+        Ok(u64::from(hi) << 32 | u64::from(lo))
+    }
+
+    /// Whole words little-endian; the rest of a partly used last word is discarded.
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(4) {
+            let w = self.word().to_le_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+        Ok(())
     }
 }
 
@@ -115,6 +232,42 @@ mod tests {
         assert_eq!(k.stream_id(), 0xAB12_3456_78CD_EF01);
         assert_eq!(StreamKey::from_stream_id(k.stream_id()), k);
         assert_eq!(k.with_epoch(7).epoch, 7);
+    }
+
+    /// The window reads exactly `ChaCha8Rng`'s words, from any position, through every
+    /// way of drawing (words, pairs across block edges, byte fills, distributions).
+    #[test]
+    fn window_reads_the_chacha8_keystream() {
+        use rand::{Rng, RngExt};
+        let mut pick = ChaCha8Rng::seed_from_u64(11);
+        for case in 0..400u64 {
+            let streams = RngStreams::new(pick.random());
+            let key = StreamKey::from_stream_id(pick.random());
+            let pos: u64 = match case % 4 {
+                0 => pick.random_range(0..64),
+                1 => pick.random_range(0..1 << 20) * 128,
+                2 => pick.random::<u64>() >> 4 << 4,
+                _ => pick.random_range(0..u64::MAX / 32),
+            };
+            let mut want = streams.stream(key);
+            want.set_word_pos(u128::from(pos));
+            let mut got = streams.window(key, pos);
+            for _ in 0..40 {
+                match pick.random_range(0..5) {
+                    0 => assert_eq!(got.next_u32(), want.next_u32(), "case {case}"),
+                    1 => assert_eq!(got.next_u64(), want.next_u64(), "case {case}"),
+                    2 => {
+                        let n = pick.random_range(0..23);
+                        let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+                        got.fill_bytes(&mut a);
+                        want.fill_bytes(&mut b);
+                        assert_eq!(a, b, "case {case}");
+                    }
+                    3 => assert_eq!(got.random::<f64>().to_bits(), want.random::<f64>().to_bits()),
+                    _ => assert_eq!(got.random_range(0..1000u32), want.random_range(0..1000u32)),
+                }
+            }
+        }
     }
 
     #[test]

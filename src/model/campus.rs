@@ -16,7 +16,7 @@
 use std::ops::Range;
 
 use ipnet::Ipv4Net;
-use rand::RngExt;
+use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
 use rand_distr::weighted::WeightedAliasIndex;
@@ -264,12 +264,12 @@ impl Campus {
 
     /// A popular endpoint of a role, drawn by popularity rank; with probability
     /// `local_share` from the initiator's own region.
-    pub fn popular_endpoint(
+    pub fn popular_endpoint<R: Rng + ?Sized>(
         &self,
         role: Role,
         region: RegionId,
         local_share: f64,
-        rng: &mut ChaCha8Rng,
+        rng: &mut R,
     ) -> Option<Endpoint> {
         let set = &self.popular[role as usize];
         let u: f64 = rng.random();
@@ -283,7 +283,7 @@ impl Campus {
 
     /// A random client peer of `host`: same building with probability `building_share`,
     /// else same site or anywhere in equal halves. Never the host itself or a server.
-    pub fn peer(&self, host: HostId, building_share: f64, rng: &mut ChaCha8Rng) -> Option<HostId> {
+    pub fn peer<R: Rng + ?Sized>(&self, host: HostId, building_share: f64, rng: &mut R) -> Option<HostId> {
         let h = self.host(host);
         let u: f64 = rng.random();
         let scopes: [Range<u32>; 3] = [

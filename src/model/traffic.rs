@@ -13,8 +13,7 @@
 //!   next midnight's accounting.
 //! - Pure: no I/O, time is an argument.
 
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 
 use super::campus::{Campus, Endpoint};
@@ -154,7 +153,7 @@ impl TrafficModel {
 
     /// The next session arrival of a host of `kind` strictly after `now`, within the same
     /// simulated day; `None` if the day ends first. `rng` is the host's stream for the day.
-    pub fn next_arrival(&self, kind: HostKind, now: SimTime, rng: &mut ChaCha8Rng) -> Option<SimTime> {
+    pub fn next_arrival<R: Rng + ?Sized>(&self, kind: HostKind, now: SimTime, rng: &mut R) -> Option<SimTime> {
         let rates = &self.kinds[kind.dense_index()];
         let factor = self.day_factor(now.day());
         if factor <= 0.0 {
@@ -185,7 +184,13 @@ impl TrafficModel {
 
     /// Draws the session that arrives at `now` for `host`. `None` if the chosen
     /// application finds no peer (e.g. a peer application on a one-host campus).
-    pub fn draw_session(&self, campus: &Campus, host: HostId, now: SimTime, rng: &mut ChaCha8Rng) -> Option<Session> {
+    pub fn draw_session<R: Rng + ?Sized>(
+        &self,
+        campus: &Campus,
+        host: HostId,
+        now: SimTime,
+        rng: &mut R,
+    ) -> Option<Session> {
         let h = campus.host(host);
         let rates = &self.kinds[h.kind.dense_index()];
         let hour = (now.time_of_day().as_nanos() / SimDuration::HOUR.as_nanos()) as usize;

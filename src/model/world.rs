@@ -18,8 +18,6 @@
 //!   wide-area links it crosses; a day's link figures are final at its `DayEnd`.
 //! - Results leave through an [`Observer`]; nothing here does I/O.
 
-use rand_chacha::ChaCha8Rng;
-
 use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
 use super::ids::{ClusterId, HostId, LinkId};
@@ -32,7 +30,7 @@ use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
 use crate::engine::queue::EventQueue;
-use crate::engine::rng::{RngStreams, StreamKey};
+use crate::engine::rng::{RngStreams, StreamKey, StreamWindow};
 use crate::engine::sim::{Flow, Handler};
 use crate::engine::{SimDuration, SimTime};
 
@@ -69,7 +67,7 @@ pub enum NodeEvent {
 
 /// Stream words reserved for one event of a host: a session with its peer choice and the
 /// next arrival use well under half of them.
-pub const WORDS_PER_EVENT: u128 = 128;
+pub const WORDS_PER_EVENT: u64 = 128;
 
 /// Totals of one simulated day.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,10 +301,9 @@ fn push_timer(queue: &mut EventQueue<Event>, t: SaTimer) {
 }
 
 /// The window of a host's day stream that its `seq`-th event of that day draws from.
-fn event_rng(streams: &RngStreams, host: HostId, day: u32, seq: u32) -> ChaCha8Rng {
-    let mut rng = streams.stream(StreamKey::new(entity::HOST, host.0, purpose::TRAFFIC, day as u16));
-    rng.set_word_pos(u128::from(seq) * WORDS_PER_EVENT);
-    rng
+fn event_rng(streams: &RngStreams, host: HostId, day: u32, seq: u32) -> StreamWindow {
+    let key = StreamKey::new(entity::HOST, host.0, purpose::TRAFFIC, day as u16);
+    streams.window(key, u64::from(seq) * WORDS_PER_EVENT)
 }
 
 /// A host's first session arrival of `day` (its event 0 draws only that).
