@@ -183,6 +183,11 @@ pub struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
+    /// Override one scenario key, as a sweep axis does (repeatable): a dotted key path and a
+    /// TOML value, e.g. `--set campus.clients=65000 --set 'run.utilisation_bin="1 min"'`.
+    /// Overrides count in the scenario's sha256 in the manifest.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -207,6 +212,26 @@ pub enum BenchCommand {
         seed: u64,
         #[arg(long)]
         json: bool,
+    },
+    /// A scenario run at several campus sizes (clients, users and sites times each
+    /// factor), one child process each: loop time, wall time, peak RSS, RSS per host, SA
+    /// table bytes per live SA, scaling exponents; then the bare queue at the same load.
+    Scaling {
+        /// Scenario file (default: the built-in white-paper campus). An SA day such as
+        /// scenarios/secure-request-day.toml measures the model; a rollout takes long.
+        scenario: Option<PathBuf>,
+        /// Size factors; must include 1.
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2")]
+        factors: Vec<f64>,
+        /// Simulated days per size (default: the scenario's).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Hold operations timed on the bare queue.
+        #[arg(long, default_value_t = 3_000_000)]
+        engine_events: u64,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -253,6 +278,36 @@ fn load(path: Option<&PathBuf>) -> Result<Scenario, CliError> {
         Some(p) => Ok(build::load(p)?),
         None => Ok(build::builtin()),
     }
+}
+
+/// A scenario with `--set KEY=VALUE` overrides applied (the plain scenario without any).
+fn load_with(path: Option<&PathBuf>, sets: &[String]) -> Result<Scenario, CliError> {
+    if sets.is_empty() {
+        return load(path);
+    }
+    let overrides = sets.iter().map(|s| parse_set(s)).collect::<Result<Vec<_>, _>>()?;
+    let (file, text) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| CliError::Input(format!("{}: {e}", p.display())))?;
+            (p.display().to_string(), text)
+        }
+        None => (build::BUILTIN_WHITEPAPER_NAME.to_string(), build::BUILTIN_WHITEPAPER.to_string()),
+    };
+    Ok(build::parse_with(&file, &text, &overrides).map_err(ScenarioError::from)?)
+}
+
+/// `KEY=VALUE`: the value is read as TOML (`65000`, `0.5`, `true`, `"5 min"`, `[1, 2]`), or
+/// taken as a string when it is not TOML (`5 min`).
+fn parse_set(s: &str) -> Result<build::Override, CliError> {
+    let (key, value) = s
+        .split_once('=')
+        .filter(|(k, _)| !k.trim().is_empty())
+        .ok_or_else(|| CliError::Input(format!("--set {s:?}: expected KEY=VALUE, e.g. campus.clients=65000")))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    Ok(build::Override { path: key.trim().to_string(), value })
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
@@ -384,6 +439,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { what: BenchCommand::Scaling { scenario, factors, days, engine_events, json } } => {
+            if engine_events == 0 || days == Some(0) {
+                return Err(CliError::Input("bench scaling: --engine-events and --days must be positive".into()));
+            }
+            let quiet = !std::io::stderr().is_terminal();
+            let report = crate::scaling::run(scenario.as_deref(), &factors, days, engine_events, &mut |msg| {
+                if !quiet {
+                    eprintln!("{msg}");
+                }
+            })
+            .map_err(|e| CliError::Input(e.to_string()))?;
+            print!("{}", crate::scaling::render_text(&report));
+            if let Some(path) = json {
+                crate::scaling::write_json(&report, &path)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -502,7 +575,7 @@ fn cmd_plot(dir: &std::path::Path) -> Result<ExitCode, CliError> {
 }
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
-    let sc = load(args.scenario.as_ref())?;
+    let sc = load_with(args.scenario.as_ref(), &args.set)?;
     let seed = args.seed.unwrap_or(sc.run.seed);
     let days = args.days.unwrap_or(sc.run.days);
     if days == 0 || days > build::limits::MAX_DAYS {

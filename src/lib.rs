@@ -25,4 +25,5 @@ pub mod model;
 pub mod output;
 pub mod run;
 pub mod runner;
+pub mod scaling;
 pub mod scenario;

@@ -2,8 +2,9 @@
 //! directory. This is the glue between the model (pure) and `output` (files).
 //!
 //! Contract: the files of a run are a function of (scenario, seed) only, except the
-//! machine measurements `wall_s`, `events_per_s` and `peak_rss_bytes` (manifest) and
-//! `wall_s` (summary), and the manifest's digest of summary.json that includes it.
+//! machine measurements: [`MANIFEST_MEASUREMENT_KEYS`](crate::output::record::MANIFEST_MEASUREMENT_KEYS)
+//! of the manifest, `wall_s` of the summary, and the manifest's digest of summary.json that
+//! includes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -299,9 +300,17 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let mut queue = EventQueue::with_capacity(campus.hosts.len() + 16);
     world.prime(&mut queue);
     let horizon = SimTime::start_of_day(req.days).as_nanos() as f64;
+    let sim_started = Instant::now();
+    // Queue length sampled every few thousand events: the engine's load for `domiso bench`.
+    let (mut pending_sum, mut pending_samples, mut pending_max) = (0u64, 0u64, 0usize);
     let stats = sim::run(&mut queue, &mut world, &Stop { until: None, max_events: None }, &mut |p: &Progress| {
+        pending_sum += p.pending as u64;
+        pending_samples += 1;
+        pending_max = pending_max.max(p.pending);
         progress(p.now.as_nanos() as f64 / horizon)
     });
+    let sim_s = sim_started.elapsed().as_secs_f64();
+    let sa_memory = world.secnet.as_ref().map(|net| (net.sa_table_bytes(), net.live_peak));
     let server_rows =
         world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();
     let server_peaks = world.secnet.as_ref().map(|net| {
@@ -710,6 +719,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         files.add_bytes(&name, bytes);
     }
     let wall_s = started.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_bytes();
     let manifest = Manifest {
         tool: "domiso",
         version: env!("CARGO_PKG_VERSION"),
@@ -723,7 +733,15 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         events_processed: stats.events,
         wall_s: round4(wall_s),
         events_per_s: (stats.events as f64 / wall_s).round(),
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: peak_rss,
+        sim_s: round4(sim_s),
+        sim_events_per_s: (stats.events as f64 / sim_s.max(1e-9)).round(),
+        pending_mean: pending_sum.checked_div(pending_samples).unwrap_or(0),
+        pending_max: pending_max as u64,
+        rss_bytes_per_host: peak_rss.map(|b| b / census.hosts_total.max(1)),
+        sa_table_bytes: sa_memory.map(|m| m.0),
+        sa_live_peak: sa_memory.map(|m| m.1),
+        sa_bytes_per_live_sa: sa_memory.and_then(|(bytes, live)| bytes.checked_div(live)),
         files: files.digests(),
     };
     files.add_json("manifest.json", &manifest).map_err(write_err)?;

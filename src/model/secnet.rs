@@ -133,6 +133,8 @@ pub struct SecNet<'a> {
     pub live_mm: u64,
     pub live_qm: u64,
     pub live_soft: u64,
+    /// Most main-mode plus quick-mode SAs alive at once in the run.
+    pub live_peak: u64,
     /// NLB node failures, when the campus has clusters.
     failover: Option<Failover>,
 }
@@ -242,6 +244,7 @@ impl<'a> SecNet<'a> {
             live_mm: 0,
             live_qm: 0,
             live_soft: 0,
+            live_peak: 0,
             failover: None,
         };
         net.publish(set, pop);
@@ -640,6 +643,7 @@ impl<'a> SecNet<'a> {
         self.live_mm = (self.live_mm as i64 + i64::from(fx.mm_delta)) as u64;
         self.live_qm = (self.live_qm as i64 + i64::from(fx.qm_delta)) as u64;
         self.live_soft = (self.live_soft as i64 + i64::from(fx.soft_delta)) as u64;
+        self.live_peak = self.live_peak.max(self.live_mm + self.live_qm);
         for h in [a, b] {
             let i = h.index();
             debug_assert!(i64::from(self.mm_live[i]) + i64::from(fx.mm_delta) >= 0, "negative main-mode SA count");
@@ -671,6 +675,13 @@ impl<'a> SecNet<'a> {
     }
 
     /// Live SAs of a host (main mode, quick mode).
+    /// Bytes the SA table holds: its slots (a host pair's entry keeps that pair's main-mode
+    /// and quick-mode SAs) and one control byte per slot. The table never shrinks, so at
+    /// the end of a run this is its size at the busiest moment.
+    pub fn sa_table_bytes(&self) -> u64 {
+        self.sas.capacity() as u64 * (std::mem::size_of::<(u64, PairEntry)>() as u64 + 1)
+    }
+
     pub fn live_of(&self, host: HostId) -> (u32, u32) {
         (self.mm_live[host.index()], self.qm_live[host.index()])
     }

@@ -516,11 +516,29 @@ pub struct Manifest {
     pub wall_s: f64,
     pub events_per_s: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// The event loop alone (no campus build, no output): its time and event rate.
+    pub sim_s: f64,
+    pub sim_events_per_s: f64,
+    /// Events queued, sampled every 65,536 events: mean and most.
+    pub pending_mean: u64,
+    pub pending_max: u64,
+    /// Peak RSS over the number of hosts.
+    pub rss_bytes_per_host: Option<u64>,
+    /// The SA table at its largest, the most SAs alive at once, and the table's bytes per
+    /// live SA (`null` without an IPsec layer).
+    pub sa_table_bytes: Option<u64>,
+    pub sa_live_peak: Option<u64>,
+    pub sa_bytes_per_live_sa: Option<u64>,
     pub files: BTreeMap<String, String>,
 }
 
 /// Summary keys that measure the machine, not the model: never compared, never a metric.
 pub const MEASUREMENT_KEYS: [&str; 1] = ["wall_s"];
+
+/// Manifest keys that measure the machine (times, rates, memory): they differ between two
+/// runs of the same scenario and seed. Everything else in the manifest is the model's.
+pub const MANIFEST_MEASUREMENT_KEYS: [&str; 6] =
+    ["wall_s", "events_per_s", "peak_rss_bytes", "sim_s", "sim_events_per_s", "rss_bytes_per_host"];
 
 /// A summary as metric columns: objects become `key.member`; the measurement keys are left
 /// out. Sweeps and regression checks read summaries through this.

@@ -11,7 +11,7 @@ use crate::common::{domiso, reduced, scratch};
 
 /// Measurement keys that describe the machine, not the model (the determinism contract's
 /// only exceptions).
-const MEASUREMENTS: [&str; 3] = ["wall_s", "events_per_s", "peak_rss_bytes"];
+const MEASUREMENTS: [&str; 6] = domiso::output::record::MANIFEST_MEASUREMENT_KEYS;
 
 /// Every file under `dir` (recursively), by path relative to it.
 fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -106,6 +106,49 @@ fn run_writes_the_contracted_files_and_is_deterministic() {
     let o = domiso(&["run", "scenarios/reduced-campus.toml", "--out", c.to_str().unwrap(), "--quiet", "--seed", "2"]);
     assert!(o.status.success());
     assert_ne!(std::fs::read(a.join("timeline.csv")).unwrap(), std::fs::read(c.join("timeline.csv")).unwrap());
+    // The manifest's performance figures (issue 8): the loop's share of the run, the
+    // queue's load, memory per host and per live SA.
+    let m = &manifest;
+    let (wall, sim) = (m["wall_s"].as_f64().unwrap(), m["sim_s"].as_f64().unwrap());
+    assert!(sim > 0.0 && sim <= wall, "loop time {sim} within wall time {wall}");
+    assert!(m["pending_max"].as_u64().unwrap() >= m["pending_mean"].as_u64().unwrap());
+    assert!(m["pending_mean"].as_u64().unwrap() > 0);
+    let hosts = m["hosts"].as_u64().unwrap();
+    if let Some(rss) = m["peak_rss_bytes"].as_u64() {
+        assert_eq!(m["rss_bytes_per_host"].as_u64().unwrap(), rss / hosts);
+    }
+    let (table, live) = (m["sa_table_bytes"].as_u64().unwrap(), m["sa_live_peak"].as_u64().unwrap());
+    assert!(live > 0 && table > 0);
+    assert_eq!(m["sa_bytes_per_live_sa"].as_u64().unwrap(), table / live);
+}
+
+#[test]
+fn run_set_overrides_a_scenario_key_and_counts_in_its_digest() {
+    let dir = scratch("run-set");
+    let (plain, small) = (dir.join("plain"), dir.join("small"));
+    let args = |out: &Path, extra: &[&str]| {
+        let mut v = vec!["run", "scenarios/reduced-secure-request-day.toml", "--quiet", "--days", "1"];
+        v.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| domiso(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run(args(&plain, &["--set", "campus.clients=5000", "--set", "campus.users=2700"])).status.success());
+    assert!(run(args(&small, &["--set", "campus.clients=4000", "--set", "campus.users=2700"])).status.success());
+    let read = |d: &Path, f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(f)).unwrap()).unwrap()
+    };
+    assert_eq!(read(&plain, "summary.json")["clients_total"], 5000);
+    assert_eq!(read(&small, "summary.json")["clients_total"], 4000);
+    assert_ne!(read(&plain, "manifest.json")["scenario_sha256"], read(&small, "manifest.json")["scenario_sha256"]);
+    // A bad override is an input error naming the key, and writes nothing.
+    let bad = dir.join("bad");
+    let o = run(args(&bad, &["--set", "campus.clients=lots"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("campus.clients"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!bad.exists());
+    let o = run(args(&bad, &["--set", "=3"]));
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

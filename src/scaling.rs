@@ -1,0 +1,237 @@
+//! `domiso bench scaling`: how a scenario's cost grows with the campus, and how much the
+//! model costs per event against the bare event queue.
+//!
+//! The scenario is run at several sizes (its `campus.clients`, `campus.users` and
+//! `campus.sites` multiplied by each factor, everything else as written), each in a child
+//! `domiso run --set ...` process so that every size has its own peak RSS. From the
+//! children's manifests it reports, per size: hosts, events, the event loop's time and rate,
+//! wall time, peak RSS and RSS per host, and the SA table's bytes per live SA; then the
+//! scaling exponents (least-squares slope of log cost over log hosts: 1.0 is linear) of the
+//! loop time, the wall time and the peak RSS. Last, in this process, the hold benchmark of
+//! the bare [`EventQueue`](crate::engine::queue::EventQueue) at the mean number of pending
+//! events of the factor-1 run, and the model's event rate as a share of it.
+//!
+//! This module is a tool, not model code: it spawns processes, reads files and times things.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::bench;
+
+/// Scenario keys scaled together: clients, users, sites (campus density stays the same).
+const SCALED_KEYS: [&str; 3] = ["campus.clients", "campus.users", "campus.sites"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScalingError {
+    #[error("{0}")]
+    Input(String),
+    #[error("bench scaling: {0}")]
+    Failed(String),
+}
+
+/// One size's run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeRow {
+    pub factor: f64,
+    pub hosts: u64,
+    pub events: u64,
+    pub sim_s: f64,
+    pub sim_events_per_s: f64,
+    pub wall_s: f64,
+    pub peak_rss_bytes: u64,
+    pub rss_bytes_per_host: u64,
+    pub pending_mean: u64,
+    pub sa_bytes_per_live_sa: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalingReport {
+    pub scenario: String,
+    pub days: Option<u32>,
+    pub sizes: Vec<SizeRow>,
+    /// Slopes of ln(cost) against ln(hosts).
+    pub exponent_sim_s: f64,
+    pub exponent_wall_s: f64,
+    pub exponent_peak_rss: f64,
+    /// The bare queue at the factor-1 run's mean pending count, and the model's loop rate
+    /// as a share of it.
+    pub engine_pending: usize,
+    pub engine_events_per_s: f64,
+    pub model_to_engine_rate: f64,
+}
+
+/// The scenario's value of each scaled key, read from its campus.
+fn base_values(sc: &crate::scenario::build::Scenario) -> [f64; 3] {
+    [f64::from(sc.campus.clients), f64::from(sc.campus.users), f64::from(sc.campus.sites)]
+}
+
+/// Runs the scenario at every factor and measures the bare queue; `scenario` is a file, or
+/// `None` for the built-in campus.
+pub fn run(
+    scenario: Option<&Path>,
+    factors: &[f64],
+    days: Option<u32>,
+    engine_events: u64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ScalingReport, ScalingError> {
+    if factors.is_empty() || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(ScalingError::Input("bench scaling: --factors must be positive numbers".into()));
+    }
+    if !factors.contains(&1.0) {
+        return Err(ScalingError::Input(
+            "bench scaling: --factors must include 1 (the engine runs at its load)".into(),
+        ));
+    }
+    let sc = match scenario {
+        Some(p) => crate::scenario::build::load(p).map_err(|e| ScalingError::Input(e.to_string()))?,
+        None => crate::scenario::build::builtin(),
+    };
+    let exe = std::env::current_exe().map_err(|e| ScalingError::Failed(format!("own executable: {e}")))?;
+    let scratch = std::env::temp_dir().join(format!("domiso-scaling-{}", std::process::id()));
+    let base = base_values(&sc);
+    let mut sizes = Vec::new();
+    let result = (|| {
+        for &f in factors {
+            progress(&format!("factor {f}: running"));
+            let out = scratch.join(format!("x{f}"));
+            let mut cmd = Command::new(&exe);
+            cmd.arg("run");
+            if let Some(p) = scenario {
+                cmd.arg(p);
+            }
+            for (key, v) in SCALED_KEYS.iter().zip(base) {
+                cmd.arg("--set").arg(format!("{key}={}", ((v * f).round() as u64).max(1)));
+            }
+            if let Some(d) = days {
+                cmd.arg("--days").arg(d.to_string());
+            }
+            cmd.arg("--quiet").arg("--out").arg(&out);
+            let status = cmd.output().map_err(|e| ScalingError::Failed(format!("starting {}: {e}", exe.display())))?;
+            if !status.status.success() {
+                return Err(ScalingError::Failed(format!(
+                    "factor {f}: domiso run failed ({}): {}",
+                    status.status,
+                    String::from_utf8_lossy(&status.stderr).trim()
+                )));
+            }
+            sizes.push(read_row(f, &out.join("manifest.json"))?);
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    let at_one = sizes.iter().find(|r| r.factor == 1.0).expect("factor 1 is required above");
+    let pending = (at_one.pending_mean as usize).max(1);
+    progress(&format!("bare queue at {pending} pending"));
+    let hold = bench::hold_benchmark(pending, engine_events, 1);
+    let fit =
+        |y: &dyn Fn(&SizeRow) -> f64| log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, y(r))).collect::<Vec<_>>());
+    Ok(ScalingReport {
+        scenario: sc.name.clone(),
+        days,
+        exponent_sim_s: fit(&|r| r.sim_s),
+        exponent_wall_s: fit(&|r| r.wall_s),
+        exponent_peak_rss: fit(&|r| r.peak_rss_bytes as f64),
+        engine_pending: pending,
+        engine_events_per_s: hold.domiso_events_per_s,
+        model_to_engine_rate: at_one.sim_events_per_s / hold.domiso_events_per_s,
+        sizes,
+    })
+}
+
+fn read_row(factor: f64, manifest: &Path) -> Result<SizeRow, ScalingError> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| ScalingError::Failed(format!("{}: {e}", manifest.display())))?;
+    let m: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ScalingError::Failed(format!("{}: {e}", manifest.display())))?;
+    let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
+    let need = |k: &str| num(k).ok_or_else(|| ScalingError::Failed(format!("{}: no {k}", manifest.display())));
+    Ok(SizeRow {
+        factor,
+        hosts: need("hosts")? as u64,
+        events: need("events_processed")? as u64,
+        sim_s: need("sim_s")?,
+        sim_events_per_s: need("sim_events_per_s")?,
+        wall_s: need("wall_s")?,
+        peak_rss_bytes: num("peak_rss_bytes").unwrap_or(0.0) as u64,
+        rss_bytes_per_host: num("rss_bytes_per_host").unwrap_or(0.0) as u64,
+        pending_mean: need("pending_mean")? as u64,
+        sa_bytes_per_live_sa: num("sa_bytes_per_live_sa").map(|v| v as u64),
+    })
+}
+
+/// Least-squares slope of ln(y) on ln(x); NaN with fewer than two distinct sizes.
+pub fn log_log_slope(points: &[(f64, f64)]) -> f64 {
+    let pts: Vec<(f64, f64)> =
+        points.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).map(|(x, y)| (x.ln(), y.ln())).collect();
+    let n = pts.len() as f64;
+    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if pts.len() < 2 || sxx == 0.0 { f64::NAN } else { sxy / sxx }
+}
+
+pub fn render_text(r: &ScalingReport) -> String {
+    let mut s = String::new();
+    let days = r.days.map_or("its days".to_string(), |d| format!("{d} day(s)"));
+    let _ = writeln!(s, "scaling of {} ({days}), one child process per size:", r.scenario);
+    let _ = writeln!(
+        s,
+        "{:>6} {:>9} {:>12} {:>9} {:>12} {:>9} {:>10} {:>10} {:>9}",
+        "factor", "hosts", "events", "loop s", "events/s", "wall s", "peak RSS", "B/host", "B/SA"
+    );
+    for x in &r.sizes {
+        let _ = writeln!(
+            s,
+            "{:>6} {:>9} {:>12} {:>9.2} {:>12.0} {:>9.2} {:>9.0}M {:>10} {:>9}",
+            x.factor,
+            x.hosts,
+            x.events,
+            x.sim_s,
+            x.sim_events_per_s,
+            x.wall_s,
+            x.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            x.rss_bytes_per_host,
+            x.sa_bytes_per_live_sa.map_or("-".to_string(), |b| b.to_string())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "exponents (1.0 = linear in hosts): loop time {:.3}, wall time {:.3}, peak RSS {:.3}",
+        r.exponent_sim_s, r.exponent_wall_s, r.exponent_peak_rss
+    );
+    let _ = writeln!(
+        s,
+        "bare queue at {} pending: {:.0} events/s; the model at factor 1 runs at {:.3} of it",
+        r.engine_pending, r.engine_events_per_s, r.model_to_engine_rate
+    );
+    s
+}
+
+/// Where a report goes when asked for (`--json FILE`): written whole or not at all.
+pub fn write_json(r: &ScalingReport, path: &PathBuf) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_log_slope_recovers_power_laws() {
+        let linear: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0].iter().map(|&x| (x, 3.0 * x)).collect();
+        assert!((log_log_slope(&linear) - 1.0).abs() < 1e-12);
+        let square: Vec<(f64, f64)> = [1.0, 2.0, 4.0].iter().map(|&x| (x, x * x)).collect();
+        assert!((log_log_slope(&square) - 2.0).abs() < 1e-12);
+        let flat = [(1.0, 5.0), (10.0, 5.0)];
+        assert!(log_log_slope(&flat).abs() < 1e-12);
+        assert!(log_log_slope(&[(2.0, 1.0)]).is_nan());
+    }
+}
