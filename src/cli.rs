@@ -241,6 +241,9 @@ pub enum CliError {
     /// Usage or input error: exit 2.
     #[error("{0}")]
     Input(String),
+    /// Stopped by SIGINT or SIGTERM: exit 130, as a shell reports an interrupted command.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl From<ScenarioError> for CliError {
@@ -251,7 +254,10 @@ impl From<ScenarioError> for CliError {
 
 impl From<run::RunError> for CliError {
     fn from(e: run::RunError) -> Self {
-        CliError::Input(e.to_string())
+        match e {
+            run::RunError::Interrupted { .. } => CliError::Interrupted(e.to_string()),
+            _ => CliError::Input(e.to_string()),
+        }
     }
 }
 
@@ -269,6 +275,10 @@ pub fn main() -> ExitCode {
         Err(CliError::Input(msg)) => {
             eprintln!("{}", msg.trim_end());
             ExitCode::from(2)
+        }
+        Err(CliError::Interrupted(msg)) => {
+            eprintln!("{}", msg.trim_end());
+            ExitCode::from(130)
         }
     }
 }
@@ -517,6 +527,7 @@ fn cmd_sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             b.inc(1);
         }
     };
+    crate::interrupt::install();
     let result = runner::sweep(&plan, &opts, &tick);
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -575,6 +586,7 @@ fn cmd_plot(dir: &std::path::Path) -> Result<ExitCode, CliError> {
 }
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
+    crate::interrupt::install();
     let sc = load_with(args.scenario.as_ref(), &args.set)?;
     let seed = args.seed.unwrap_or(sc.run.seed);
     let days = args.days.unwrap_or(sc.run.days);

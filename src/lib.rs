@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod run;

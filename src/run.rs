@@ -62,6 +62,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// SIGINT or SIGTERM during the simulation: nothing was written.
+    #[error("interrupted on simulated day {day} of {days}: nothing written, {out} is as it was")]
+    Interrupted { day: u32, days: u32, out: String },
 }
 
 /// Which layers a run simulates.
@@ -303,13 +306,21 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let sim_started = Instant::now();
     // Queue length sampled every few thousand events: the engine's load for `domiso bench`.
     let (mut pending_sum, mut pending_samples, mut pending_max) = (0u64, 0u64, 0usize);
-    let stats = sim::run(&mut queue, &mut world, &Stop { until: None, max_events: None }, &mut |p: &Progress| {
+    let stop = Stop { until: None, max_events: None, cancel: Some(&crate::interrupt::REQUESTED) };
+    let stats = sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
         pending_sum += p.pending as u64;
         pending_samples += 1;
         pending_max = pending_max.max(p.pending);
         progress(p.now.as_nanos() as f64 / horizon)
     });
     let sim_s = sim_started.elapsed().as_secs_f64();
+    if stats.stopped_by == sim::StopReason::Cancelled {
+        return Err(RunError::Interrupted {
+            day: stats.end_time.day() + 1,
+            days: req.days,
+            out: req.out.display().to_string(),
+        });
+    }
     let sa_memory = world.secnet.as_ref().map(|net| (net.sa_table_bytes(), net.live_peak));
     let server_rows =
         world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();

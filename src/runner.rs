@@ -39,6 +39,11 @@ pub enum SweepError {
     },
     #[error("run {run} ({point}, seed {seed}): {message}")]
     Run { run: usize, point: String, seed: u64, message: String },
+    /// SIGINT or SIGTERM: finished rows are kept; `--resume` runs the rest.
+    #[error(
+        "interrupted: {done} of {total} runs are complete in {rows} (the runs in progress were dropped); finish with --resume"
+    )]
+    Interrupted { done: usize, total: usize, rows: String },
 }
 
 impl SweepError {
@@ -48,6 +53,8 @@ impl SweepError {
         match self {
             SweepError::Input(_) | SweepError::Io { .. } => 2,
             SweepError::Run { .. } => 1,
+            // The shell's code for a process stopped by SIGINT.
+            SweepError::Interrupted { .. } => 130,
         }
     }
 }
@@ -426,6 +433,10 @@ pub fn sweep(plan: &Plan, opts: &Options, tick: &(dyn Fn(usize) + Sync)) -> Resu
         std::fs::remove_dir_all(&rows).map_err(io_err(&rows))?;
         std::fs::create_dir_all(&rows).map_err(io_err(&rows))?;
     }
+    // Temporaries of a sweep killed earlier (SIGKILL leaves them) are not results.
+    crate::output::writer::remove_stale_temporaries(&out.join("rows"));
+    crate::output::writer::remove_stale_temporaries(&out.join("runs"));
+    crate::output::writer::remove_stale_temporaries(out);
     write_atomic(&plan_path, serde_json::to_string_pretty(plan).expect("a plan serialises").as_bytes())?;
     let mine = plan.shard_runs(opts.shard);
     let (done, todo): (Vec<usize>, Vec<usize>) =
@@ -438,7 +449,7 @@ pub fn sweep(plan: &Plan, opts: &Options, tick: &(dyn Fn(usize) + Sync)) -> Resu
     let results: Vec<Result<(), SweepError>> = pool.install(|| {
         todo.par_iter()
             .map(|&i| {
-                if stop.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) || crate::interrupt::requested() {
                     return Ok(());
                 }
                 let r = run_one(plan, i, out).and_then(|row| {
@@ -453,6 +464,10 @@ pub fn sweep(plan: &Plan, opts: &Options, tick: &(dyn Fn(usize) + Sync)) -> Resu
             })
             .collect()
     });
+    if crate::interrupt::requested() {
+        let done = mine.iter().filter(|&&i| done_row(plan, out, i).is_some()).count();
+        return Err(SweepError::Interrupted { done, total: mine.len(), rows: out.join("rows").display().to_string() });
+    }
     if let Some(e) = results.into_iter().find_map(Result::err) {
         return Err(e);
     }

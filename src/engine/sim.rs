@@ -16,6 +16,8 @@
 //!
 //! Panics only if the handler does (e.g. by pushing an event into the past).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::queue::EventQueue;
 use super::time::SimTime;
 
@@ -35,24 +37,27 @@ pub trait Handler<E> {
 }
 
 /// Stop conditions; `None` means no limit.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default)]
 pub struct Stop {
     /// Process only events with `time < until`; the rest stay queued.
     pub until: Option<SimTime>,
     /// Process at most this many events in this call.
     pub max_events: Option<u64>,
+    /// A flag raised from outside (a signal handler): the loop stops at its next progress
+    /// report (every [`PROGRESS_EVERY`] events) with [`StopReason::Cancelled`].
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 impl Stop {
     /// Run until the queue drains or the handler stops.
-    pub const NEVER: Stop = Stop { until: None, max_events: None };
+    pub const NEVER: Stop = Stop { until: None, max_events: None, cancel: None };
 
     pub const fn until(t: SimTime) -> Self {
-        Stop { until: Some(t), max_events: None }
+        Stop { until: Some(t), max_events: None, cancel: None }
     }
 
     pub const fn max_events(n: u64) -> Self {
-        Stop { until: None, max_events: Some(n) }
+        Stop { until: None, max_events: Some(n), cancel: None }
     }
 }
 
@@ -73,6 +78,8 @@ pub enum StopReason {
     Until,
     MaxEvents,
     Handler,
+    /// The [`Stop::cancel`] flag was raised.
+    Cancelled,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -112,6 +119,9 @@ pub fn run<E, H: Handler<E>>(
         let flow = handler.handle(next.time, next.event, queue);
         if events % PROGRESS_EVERY == 0 {
             progress(&Progress { now: queue.now(), events, pending: queue.len() });
+            if stop.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                break StopReason::Cancelled;
+            }
         }
         if flow == Flow::Stop {
             break StopReason::Handler;

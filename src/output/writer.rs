@@ -3,8 +3,9 @@
 //! directory or the whole new one, never a mix or a half-written file.
 //!
 //! Contract: `RunFiles::commit` either leaves `dir` holding exactly the new files and
-//! returns `Ok`, or returns the I/O error with `dir` untouched (a stale temporary may remain
-//! and is removed by the next commit to the same place).
+//! returns `Ok`, or returns the I/O error with `dir` untouched. A process killed mid-write
+//! (SIGKILL) leaves only a hidden temporary named after its process id, which the next
+//! commit in the same parent directory removes once that process is gone.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -108,8 +109,34 @@ impl RunFiles {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        replace_dir(&tmp, dir)
+        replace_dir(&tmp, dir)?;
+        remove_stale_temporaries(parent);
+        Ok(())
     }
+}
+
+/// Removes, in `dir`, the temporaries (`*.tmp-PID`, `*.old-PID`, files or directories)
+/// that a process killed while writing left behind: only those whose process is gone, so
+/// a concurrent writer's are never touched. Linux only (it asks `/proc`); elsewhere it
+/// leaves them. Failures are ignored: a leftover temporary is untidy, never a result.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temporary_pid(&name) else { continue };
+        if pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let path = e.path();
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
+    }
+}
+
+/// The writer's process id in a temporary's name (`.run.tmp-123`, `000004.tmp-123`,
+/// `.run.old-123`).
+fn temporary_pid(name: &str) -> Option<u32> {
+    let (_, tail) = name.rsplit_once(".tmp-").or_else(|| name.rsplit_once(".old-"))?;
+    tail.parse().ok()
 }
 
 /// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after.
@@ -168,6 +195,32 @@ mod tests {
         assert!(!dir.join("stale.txt").exists(), "files of the previous run are gone");
         let leftovers: Vec<_> = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "no temporary directories left: {leftovers:?}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let base = std::env::temp_dir().join(format!("domiso-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        // A process id that cannot be alive (above Linux's pid_max limit of 2^22).
+        let dead = 4_194_305u32;
+        let me = std::process::id();
+        std::fs::create_dir_all(base.join(format!(".run.tmp-{dead}")).join("plots")).unwrap();
+        std::fs::write(base.join(format!("000001.tmp-{dead}")), b"{\"ha").unwrap();
+        std::fs::create_dir_all(base.join(format!(".run.old-{dead}"))).unwrap();
+        std::fs::write(base.join(format!("000002.tmp-{me}")), b"mine").unwrap();
+        std::fs::write(base.join("000003.json"), b"{}").unwrap();
+        remove_stale_temporaries(&base);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        if Path::new("/proc/self").exists() {
+            assert_eq!(left, vec!["000002.tmp-".to_string() + &me.to_string(), "000003.json".into()]);
+        }
+        assert_eq!(temporary_pid(".x.tmp-12"), Some(12));
+        assert_eq!(temporary_pid("000004.tmp-7"), Some(7));
+        assert_eq!(temporary_pid("plain.json"), None);
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

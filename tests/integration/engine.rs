@@ -367,8 +367,27 @@ fn run_max_events_and_handler_stop() {
     let mut q = EventQueue::new();
     q.push(t(1), 0, 0u32);
     q.push(t(5), 0, 0u32);
-    let stop = Stop { until: Some(t(5)), max_events: Some(1) };
+    let stop = Stop { until: Some(t(5)), max_events: Some(1), cancel: None };
     assert_eq!(run(&mut q, &mut Once, &stop, &mut |_| {}).stopped_by, StopReason::Until);
+}
+
+#[test]
+fn a_raised_cancel_flag_stops_the_loop_at_the_next_progress_report() {
+    static CANCEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let every = domiso::engine::sim::PROGRESS_EVERY;
+    let (mut q, mut h) = ticker(None);
+    let stop = Stop { until: None, max_events: Some(10 * every), cancel: Some(&CANCEL) };
+    // Not raised: the budget ends the run.
+    assert_eq!(run(&mut q, &mut h, &stop, &mut |_| {}).stopped_by, StopReason::MaxEvents);
+    // Raised during the second report window: the loop ends at that window's report.
+    let (mut q, mut h) = ticker(None);
+    let stats = run(&mut q, &mut h, &stop, &mut |p| {
+        if p.events >= every {
+            CANCEL.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    assert_eq!(stats.stopped_by, StopReason::Cancelled);
+    assert_eq!(stats.events, every);
 }
 
 #[test]
