@@ -3,7 +3,7 @@
 //!
 //! Contract: the files of a run are a function of (scenario, seed) only, except the
 //! machine measurements `wall_s`, `events_per_s` and `peak_rss_bytes` (manifest) and
-//! `wall_s` (summary), and the manifest's digest of summary.json that includes it.
+//! `wall_s` (summary), and the manifest's digest and size of summary.json that includes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -725,6 +725,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         events_per_s: (stats.events as f64 / wall_s).round(),
         peak_rss_bytes: peak_rss_bytes(),
         files: files.digests(),
+        sizes: files.sizes(),
     };
     files.add_json("manifest.json", &manifest).map_err(write_err)?;
     let pcap = match (&req.pcap, &packet_layer) {

@@ -499,7 +499,8 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-/// `manifest.json`: what produced the run directory, and a sha256 of every other file.
+/// `manifest.json`: what produced the run directory, and a sha256 and the size of every
+/// other file (what `domiso check` verifies).
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub tool: &'static str,
@@ -516,8 +517,20 @@ pub struct Manifest {
     pub wall_s: f64,
     pub events_per_s: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// sha256 (hex) of every other file of the directory, by path relative to it.
     pub files: BTreeMap<String, String>,
+    /// Size in bytes of every file of `files`, so a check can tell a truncated file from a
+    /// tampered one. (Manifests written before it lack this key.)
+    pub sizes: BTreeMap<String, u64>,
 }
+
+/// Manifest keys that measure the machine, not the model: they differ between two runs of
+/// the same scenario and seed.
+pub const MANIFEST_MEASUREMENT_KEYS: [&str; 3] = ["wall_s", "events_per_s", "peak_rss_bytes"];
+
+/// Files of a run directory whose bytes hold a measurement (a [`MEASUREMENT_KEYS`] key), so
+/// their digest and size in the manifest differ between two runs too.
+pub const FILES_WITH_MEASUREMENTS: [&str; 1] = ["summary.json"];
 
 /// Summary keys that measure the machine, not the model: never compared, never a metric.
 pub const MEASUREMENT_KEYS: [&str; 1] = ["wall_s"];

@@ -69,6 +69,11 @@ impl RunFiles {
         self.files.iter().map(|(name, bytes)| (name.clone(), sha256_hex(bytes))).collect()
     }
 
+    /// Size in bytes of each file added so far.
+    pub fn sizes(&self) -> BTreeMap<String, u64> {
+        self.files.iter().map(|(name, bytes)| (name.clone(), bytes.len() as u64)).collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
     }

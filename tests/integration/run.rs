@@ -37,9 +37,11 @@ fn without_measurements(bytes: &[u8]) -> serde_json::Value {
         for k in MEASUREMENTS {
             obj.remove(k);
         }
-        // The manifest's digest of summary.json covers its wall_s.
-        if let Some(files) = obj.get_mut("files").and_then(|f| f.as_object_mut()) {
-            files.remove("summary.json");
+        // The manifest's digest and size of summary.json cover its wall_s.
+        for table in ["files", "sizes"] {
+            if let Some(files) = obj.get_mut(table).and_then(|f| f.as_object_mut()) {
+                files.remove("summary.json");
+            }
         }
     }
     v
