@@ -141,6 +141,26 @@ fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Every regular file under `dir` (recursively), by its path relative to `dir` with `/`
+/// separators (`plots/timeline.svg`): the names a manifest uses.
+pub fn list_files(dir: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).map_err(io::Error::other)?;
+                let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.insert(name, path);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
