@@ -186,6 +186,11 @@ pub struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
+    /// Run twice (the second run on one thread) into temporary directories and compare
+    /// every output file byte for byte, machine measurements aside; write the run directory
+    /// only when both runs agree, else name each differing file and exit 1.
+    #[arg(long)]
+    pub check_determinism: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -576,16 +581,52 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         pcap: args.pcap.clone(),
     };
-    let outcome = run::execute(&req, &mut |f| {
+    let mut progress = |f: f64| {
         if let Some(b) = &bar {
             b.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
         }
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    };
+    let (outcome, verified) = if args.check_determinism {
+        let checked = crate::determinism_check::execute_twice(&req, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let checked = checked?;
+        let c = &checked.comparison;
+        match checked.outcome {
+            Some(outcome) => (outcome, Some(c.clone())),
+            None => {
+                use crate::output::determinism::render_differences;
+                eprint!(
+                    "determinism check FAILED: {} of {} file(s) differ between two runs of {} seed {seed} ({} day(s)); {} not written\n{}",
+                    c.differences.len(),
+                    c.files,
+                    sc.name,
+                    days,
+                    req.out.display(),
+                    render_differences(c)
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    } else {
+        let outcome = run::execute(&req, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        (outcome?, None)
+    };
     if !args.quiet {
         print!("{}", render_summary(&outcome));
+    }
+    if let Some(c) = verified {
+        // The result of a check: printed even with --quiet (which silences the table).
+        println!(
+            "determinism verified: {} file(s), {} bytes identical in two runs (machine measurements aside) -> {}",
+            c.files,
+            thousands(c.bytes),
+            outcome.dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

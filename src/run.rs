@@ -4,6 +4,7 @@
 //! Contract: the files of a run are a function of (scenario, seed) only, except the
 //! machine measurements `wall_s`, `events_per_s` and `peak_rss_bytes` (manifest) and
 //! `wall_s` (summary), and the manifest's digest and size of summary.json that includes it.
+//! `domiso run --check-determinism` ([`crate::determinism_check`]) verifies this.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,12 @@ pub enum RunError {
     PcapNeedsPackets,
     #[error("{path}: cannot write the capture: {source}")]
     Pcap {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read the run back: {source}")]
+    Read {
         path: String,
         #[source]
         source: std::io::Error,

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod check;
 pub mod compare;
+pub mod determinism;
 pub mod integrity;
 pub mod pcap;
 pub mod plot;

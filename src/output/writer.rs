@@ -117,8 +117,9 @@ impl RunFiles {
     }
 }
 
-/// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after.
-fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
+/// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after. `new`
+/// must be on the same file system as `dir` (a sibling), so each rename is atomic.
+pub fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
     if dir.exists() {
         let old: PathBuf = dir.with_file_name(format!(
             ".{}.old-{}",

@@ -2,6 +2,7 @@
 
 mod campus;
 mod common;
+mod determinism;
 mod engine;
 mod helpdesk;
 mod integrity;
