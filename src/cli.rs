@@ -6,7 +6,7 @@
 //! problem where a position is known.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -98,14 +98,17 @@ pub enum Command {
     /// `DIR/sweep.csv` (a row per run). `domiso sweep merge SHARD_DIR... --out DIR` joins
     /// shards.
     Sweep(SweepArgs),
-    /// Regression check of a run against a baseline run directory: summary metrics and
-    /// timeline series within tolerances; exit 1 on regression.
+    /// Integrity of a run directory (every file as its manifest.json lists it: size and
+    /// sha256, nothing missing, nothing unlisted) and, with --baseline, of the baseline too,
+    /// then a regression check against it: summary metrics and timeline series within
+    /// tolerances. Exit 1 on a damaged directory or a regression.
     Check {
         run: PathBuf,
+        /// Baseline run directory to compare with (without it, only integrity is checked).
         #[arg(long)]
-        baseline: PathBuf,
+        baseline: Option<PathBuf>,
         /// TOML tolerances (default: every metric exact).
-        #[arg(long)]
+        #[arg(long, requires = "baseline")]
         tolerances: Option<PathBuf>,
         /// Write JUnit XML here.
         #[arg(long)]
@@ -188,6 +191,11 @@ pub struct RunArgs {
     /// Overrides count in the scenario's sha256 in the manifest.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Run twice (the second run on one thread) into temporary directories and compare
+    /// every output file byte for byte, machine measurements aside; write the run directory
+    /// only when both runs agree, else name each differing file and exit 1.
+    #[arg(long)]
+    pub check_determinism: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -422,20 +430,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Sweep(args) => cmd_sweep(args),
         Command::Plot { dir } => cmd_plot(&dir),
         Command::Check { run, baseline, tolerances, junit, verbose } => {
-            use crate::output::check;
-            let input = |e: check::CheckError| CliError::Input(e.to_string());
-            let tol = match &tolerances {
-                Some(p) => check::Tolerances::load(p).map_err(input)?,
-                None => check::Tolerances::default(),
-            };
-            let report = check::check(&run, &baseline, &tol).map_err(input)?;
-            print!("{}", check::render_text(&report, verbose));
-            if let Some(j) = &junit {
-                let suite = format!("{} vs {}", run.display(), baseline.display());
-                std::fs::write(j, check::render_junit(&report, &suite))
-                    .map_err(|e| CliError::Input(format!("{}: {e}", j.display())))?;
-            }
-            Ok(if report.failures() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            cmd_check(&run, baseline.as_deref(), tolerances.as_deref(), junit.as_deref(), verbose)
         }
         Command::Bench { what: BenchCommand::Engine { pending, events, seed, json } } => {
             if pending == 0 || events == 0 {
@@ -585,6 +580,56 @@ fn cmd_plot(dir: &std::path::Path) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `domiso check RUN_DIR [--baseline DIR]`: integrity of each directory first (a damaged
+/// directory's metrics are not worth comparing: exit 1 without comparing them), then the
+/// regression check when there is a baseline.
+fn cmd_check(
+    run: &Path,
+    baseline: Option<&Path>,
+    tolerances: Option<&Path>,
+    junit: Option<&Path>,
+    verbose: bool,
+) -> Result<ExitCode, CliError> {
+    use crate::output::{check, integrity};
+    let input = |e: check::CheckError| CliError::Input(e.to_string());
+    let damaged = |e: integrity::IntegrityError| CliError::Input(e.to_string());
+    let tol = match tolerances {
+        Some(p) => check::Tolerances::load(p).map_err(input)?,
+        None => check::Tolerances::default(),
+    };
+    let mut verified = vec![("run", integrity::verify(run).map_err(damaged)?)];
+    if let Some(b) = baseline {
+        verified.push(("baseline", integrity::verify(b).map_err(damaged)?));
+    }
+    for (_, i) in &verified {
+        print!("{}", integrity::render_text(i, verbose));
+    }
+    let intact = verified.iter().all(|(_, i)| i.failures() == 0);
+    let report = match baseline {
+        Some(b) if intact => {
+            let report = check::check(run, b, &tol).map_err(input)?;
+            print!("{}", check::render_text(&report, verbose));
+            Some(report)
+        }
+        Some(_) => {
+            println!("metrics not compared: fix or regenerate the damaged run directory first");
+            None
+        }
+        None => None,
+    };
+    if let Some(j) = junit {
+        let suite = match baseline {
+            Some(b) => format!("{} vs {}", run.display(), b.display()),
+            None => run.display().to_string(),
+        };
+        let roles: Vec<(&str, &integrity::Integrity)> = verified.iter().map(|(r, i)| (*r, i)).collect();
+        std::fs::write(j, check::render_junit_with(&roles, report.as_ref(), &suite))
+            .map_err(|e| CliError::Input(format!("{}: {e}", j.display())))?;
+    }
+    let regressed = report.is_some_and(|r| r.failures() > 0);
+    Ok(if !intact || regressed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
     crate::interrupt::install();
     let sc = load_with(args.scenario.as_ref(), &args.set)?;
@@ -621,16 +666,52 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
         pcap: args.pcap.clone(),
     };
-    let outcome = run::execute(&req, &mut |f| {
+    let mut progress = |f: f64| {
         if let Some(b) = &bar {
             b.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
         }
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    };
+    let (outcome, verified) = if args.check_determinism {
+        let checked = crate::determinism_check::execute_twice(&req, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let checked = checked?;
+        let c = &checked.comparison;
+        match checked.outcome {
+            Some(outcome) => (outcome, Some(c.clone())),
+            None => {
+                use crate::output::determinism::render_differences;
+                eprint!(
+                    "determinism check FAILED: {} of {} file(s) differ between two runs of {} seed {seed} ({} day(s)); {} not written\n{}",
+                    c.differences.len(),
+                    c.files,
+                    sc.name,
+                    days,
+                    req.out.display(),
+                    render_differences(c)
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    } else {
+        let outcome = run::execute(&req, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        (outcome?, None)
+    };
     if !args.quiet {
         print!("{}", render_summary(&outcome));
+    }
+    if let Some(c) = verified {
+        // The result of a check: printed even with --quiet (which silences the table).
+        println!(
+            "determinism verified: {} file(s), {} bytes identical in two runs (machine measurements aside) -> {}",
+            c.files,
+            thousands(c.bytes),
+            outcome.dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,9 @@
 //!
 //! Contract: the files of a run are a function of (scenario, seed) only, except the
 //! machine measurements: [`MANIFEST_MEASUREMENT_KEYS`](crate::output::record::MANIFEST_MEASUREMENT_KEYS)
-//! of the manifest, `wall_s` of the summary, and the manifest's digest of summary.json that
-//! includes it.
+//! of the manifest, `wall_s` of the summary, and the manifest's digest and size of
+//! summary.json that includes it. `domiso run --check-determinism`
+//! ([`crate::determinism_check`]) verifies this.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,12 @@ pub enum RunError {
     PcapNeedsPackets,
     #[error("{path}: cannot write the capture: {source}")]
     Pcap {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read the run back: {source}")]
+    Read {
         path: String,
         #[source]
         source: std::io::Error,
@@ -754,6 +761,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         sa_live_peak: sa_memory.map(|m| m.1),
         sa_bytes_per_live_sa: sa_memory.and_then(|(bytes, live)| bytes.checked_div(live)),
         files: files.digests(),
+        sizes: files.sizes(),
     };
     files.add_json("manifest.json", &manifest).map_err(write_err)?;
     let pcap = match (&req.pcap, &packet_layer) {

@@ -12,12 +12,16 @@
 //!   keys are metric names or prefixes ending in `*` (the longest match wins), each
 //!   `"exact"`, `"ignore"`, or `{ absolute = x }`, `{ relative = r }` (either passing is
 //!   enough when both are given).
+//! - Before metrics are compared, `domiso check` verifies each directory's integrity
+//!   against its manifest (`output::integrity`); JUnit XML carries those verdicts too.
 //! - Pure apart from reading the two directories and the tolerance file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use super::integrity::Integrity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -340,31 +344,64 @@ fn xml_escape(s: &str) -> String {
 
 /// JUnit XML: one test case per metric, a `<failure>` for each regression.
 pub fn render_junit(report: &Report, suite: &str) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"domiso check\" tests=\"{}\" failures=\"{}\">\n",
-        report.findings.len(),
-        report.failures()
-    ));
-    out.push_str(&format!(
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">\n",
-        xml_escape(suite),
-        report.findings.len(),
-        report.failures()
-    ));
-    for f in &report.findings {
+    render_junit_with(&[], Some(report), suite)
+}
+
+/// One JUnit test case.
+struct Case {
+    class: String,
+    name: String,
+    /// (message, type) of a failure.
+    failure: Option<(String, &'static str)>,
+}
+
+/// JUnit XML of a whole `domiso check`: a test case per file of each directory's integrity
+/// check (class `integrity.<role>`, role `run` or `baseline`), then one per metric when the
+/// metrics were compared; a `<failure>` for each problem and regression.
+pub fn render_junit_with(integrity: &[(&str, &Integrity)], report: Option<&Report>, suite: &str) -> String {
+    let mut cases = Vec::new();
+    for (role, i) in integrity {
+        for f in &i.files {
+            cases.push(Case {
+                class: format!("integrity.{role}"),
+                name: f.file.clone(),
+                failure: f
+                    .problem
+                    .as_ref()
+                    .map(|p| (format!("{}: {}", i.dir.join(&f.file).display(), p.describe()), "integrity")),
+            });
+        }
+    }
+    for f in report.map_or(&[][..], |r| &r.findings) {
         let class = if f.metric.starts_with("timeline.") { "timeline" } else { "summary" };
-        out.push_str(&format!("    <testcase classname=\"{class}\" name=\"{}\"", xml_escape(&f.metric)));
-        if f.passed {
-            out.push_str("/>\n");
-        } else {
-            let message =
-                format!("{}: baseline {}, run {} ({}) {}", f.metric, f.baseline, f.run, f.tolerance, f.detail);
-            out.push_str(&format!(
-                ">\n      <failure message=\"{}\" type=\"regression\">{}</failure>\n    </testcase>\n",
-                xml_escape(&message),
-                xml_escape(&message)
-            ));
+        cases.push(Case {
+            class: class.into(),
+            name: f.metric.clone(),
+            failure: (!f.passed).then(|| {
+                (
+                    format!("{}: baseline {}, run {} ({}) {}", f.metric, f.baseline, f.run, f.tolerance, f.detail),
+                    "regression",
+                )
+            }),
+        });
+    }
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!("<testsuites name=\"domiso check\" tests=\"{}\" failures=\"{failures}\">\n", cases.len()));
+    out.push_str(&format!(
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">\n",
+        xml_escape(suite),
+        cases.len(),
+    ));
+    for c in &cases {
+        out.push_str(&format!("    <testcase classname=\"{}\" name=\"{}\"", xml_escape(&c.class), xml_escape(&c.name)));
+        match &c.failure {
+            None => out.push_str("/>\n"),
+            Some((message, kind)) => out.push_str(&format!(
+                ">\n      <failure message=\"{}\" type=\"{kind}\">{}</failure>\n    </testcase>\n",
+                xml_escape(message),
+                xml_escape(message)
+            )),
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");

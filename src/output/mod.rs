@@ -4,6 +4,8 @@
 pub mod capture;
 pub mod check;
 pub mod compare;
+pub mod determinism;
+pub mod integrity;
 pub mod pcap;
 pub mod plot;
 pub mod record;

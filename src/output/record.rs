@@ -499,7 +499,8 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-/// `manifest.json`: what produced the run directory, and a sha256 of every other file.
+/// `manifest.json`: what produced the run directory, and a sha256 and the size of every
+/// other file (what `domiso check` verifies).
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     pub tool: &'static str,
@@ -529,8 +530,16 @@ pub struct Manifest {
     pub sa_table_bytes: Option<u64>,
     pub sa_live_peak: Option<u64>,
     pub sa_bytes_per_live_sa: Option<u64>,
+    /// sha256 (hex) of every other file of the directory, by path relative to it.
     pub files: BTreeMap<String, String>,
+    /// Size in bytes of every file of `files`, so a check can tell a truncated file from a
+    /// tampered one. (Manifests written before it lack this key.)
+    pub sizes: BTreeMap<String, u64>,
 }
+
+/// Files of a run directory whose bytes hold a measurement (a [`MEASUREMENT_KEYS`] key), so
+/// their digest and size in the manifest differ between two runs too.
+pub const FILES_WITH_MEASUREMENTS: [&str; 1] = ["summary.json"];
 
 /// Summary keys that measure the machine, not the model: never compared, never a metric.
 pub const MEASUREMENT_KEYS: [&str; 1] = ["wall_s"];

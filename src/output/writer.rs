@@ -70,6 +70,11 @@ impl RunFiles {
         self.files.iter().map(|(name, bytes)| (name.clone(), sha256_hex(bytes))).collect()
     }
 
+    /// Size in bytes of each file added so far.
+    pub fn sizes(&self) -> BTreeMap<String, u64> {
+        self.files.iter().map(|(name, bytes)| (name.clone(), bytes.len() as u64)).collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
     }
@@ -139,8 +144,9 @@ fn temporary_pid(name: &str) -> Option<u32> {
     tail.parse().ok()
 }
 
-/// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after.
-fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
+/// Moves `new` to `dir`; an existing `dir` is moved aside first and deleted after. `new`
+/// must be on the same file system as `dir` (a sibling), so each rename is atomic.
+pub fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
     if dir.exists() {
         let old: PathBuf = dir.with_file_name(format!(
             ".{}.old-{}",
@@ -161,6 +167,26 @@ fn replace_dir(new: &Path, dir: &Path) -> io::Result<()> {
     } else {
         std::fs::rename(new, dir)
     }
+}
+
+/// Every regular file under `dir` (recursively), by its path relative to `dir` with `/`
+/// separators (`plots/timeline.svg`): the names a manifest uses.
+pub fn list_files(dir: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).map_err(io::Error::other)?;
+                let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.insert(name, path);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

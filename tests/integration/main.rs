@@ -2,9 +2,11 @@
 
 mod campus;
 mod common;
+mod determinism;
 mod engine;
 mod helpdesk;
 mod interrupt;
+mod integrity;
 mod ipsec;
 mod nlb;
 mod packets;

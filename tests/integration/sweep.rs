@@ -1,6 +1,6 @@
-//! Sweeps and regression checks: `sweep.csv` is byte-identical whatever `--jobs` and
-//! however the runs are sharded, `--resume` does not recompute finished runs, bad sweep
-//! files are input errors; `domiso check` passes a run against itself, fails naming the
+//! Sweeps and regression checks: `sweep.csv` (and every kept run directory) is
+//! byte-identical whatever `--jobs` and however the runs are sharded, `--resume` does not
+//! recompute finished runs, bad sweep files are input errors; `domiso check` passes a run against itself, fails naming the
 //! metric when a model parameter changes, writes valid JUnit XML, and the committed
 //! reference runs still hold.
 
@@ -27,11 +27,17 @@ fn tiny_base(dir: &Path) -> PathBuf {
 
 /// 4 x 3 points, 3 seeds: 36 runs.
 fn tiny_sweep(dir: &Path) -> PathBuf {
+    tiny_sweep_keeping(dir, false)
+}
+
+/// The same sweep, keeping every run's directory under `runs/` when `keep_runs`.
+fn tiny_sweep_keeping(dir: &Path, keep_runs: bool) -> PathBuf {
     tiny_base(dir);
     let file = dir.join("sweep.toml");
     std::fs::write(
         &file,
-        r#"name = "tiny-sweep"
+        format!("keep_runs = {keep_runs}\n")
+            + r#"name = "tiny-sweep"
 base = "tiny.toml"
 replications = 3
 metrics = ["sa_negotiations_total", "server_sa_memory_peak_bytes", "fallback_wait_s_mean", "failover_stall_p95_s_by_os"]
@@ -61,7 +67,7 @@ fn sweep(args: &[&str]) -> std::process::Output {
 #[test]
 fn a_sweep_is_the_same_whatever_the_jobs_and_the_shards() {
     let dir = scratch("sweep-determinism");
-    let file = tiny_sweep(&dir);
+    let file = tiny_sweep_keeping(&dir, true);
     let f = file.to_str().unwrap();
     let one = dir.join("jobs1");
     let two = dir.join("jobs2");
@@ -69,6 +75,17 @@ fn a_sweep_is_the_same_whatever_the_jobs_and_the_shards() {
     sweep(&[f, "--jobs", "2", "--out", two.to_str().unwrap()]);
     let csv = std::fs::read(one.join("sweep.csv")).unwrap();
     assert_eq!(csv, std::fs::read(two.join("sweep.csv")).unwrap(), "--jobs 1 and --jobs 2 differ");
+    // Not only the table: every file of every run (charts included) is the same whether the
+    // run shared the machine with another or not; measurements aside.
+    for run in 0..36 {
+        let name = format!("runs/{run:06}");
+        crate::run::assert_same_run(&one.join(&name), &two.join(&name));
+    }
+    for row in std::fs::read_dir(one.join("rows")).unwrap() {
+        let row = row.unwrap().path();
+        let other = two.join("rows").join(row.file_name().unwrap());
+        assert_eq!(std::fs::read(&row).unwrap(), std::fs::read(&other).unwrap(), "{}", row.display());
+    }
     let text = String::from_utf8(csv.clone()).unwrap();
     assert_eq!(text.lines().count(), 1 + 36);
     assert!(text.starts_with(
