@@ -271,6 +271,13 @@ impl From<run::RunError> for CliError {
 
 /// Parses the process arguments and runs; the process exit code.
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`domiso campus | head`) would
+    // panic; a command-line tool should just stop, as `cat` does.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
