@@ -36,13 +36,14 @@ impl Drop for Scratch {
     }
 }
 
-/// A hidden sibling of `path` for run `k`: `.NAME.determinism-K-PID`.
+/// A hidden sibling of `path` for run `k`: `.NAME.determinism-K.tmp-PID` (a temporary by
+/// the writer's convention, so one left by a killed check is removed by a later run).
 fn sibling(path: &Path, k: u32) -> Result<PathBuf, RunError> {
     let name = path.file_name().ok_or_else(|| RunError::Write {
         path: path.display().to_string(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file or directory name"),
     })?;
-    Ok(path.with_file_name(format!(".{}.determinism-{k}-{}", name.to_string_lossy(), std::process::id())))
+    Ok(path.with_file_name(format!(".{}.determinism-{k}.tmp-{}", name.to_string_lossy(), std::process::id())))
 }
 
 /// Runs `req` twice and compares the outputs. `progress` gets the fraction of both runs
