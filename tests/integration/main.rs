@@ -4,6 +4,7 @@ mod campus;
 mod common;
 mod engine;
 mod helpdesk;
+mod hostile;
 mod ipsec;
 mod nlb;
 mod packets;
