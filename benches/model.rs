@@ -24,7 +24,7 @@ fn scenario(name: &str) -> Scenario {
 fn small_rollout(days: u32) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/reduced-campus.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let set = |path: &str, value: toml::Value| Override { path: path.into(), value };
+    let set = |path: &str, value: toml::Value| Override { path: path.into(), value, origin: None };
     build::parse_with(
         &path.display().to_string(),
         &text,

@@ -32,21 +32,22 @@ use crate::output::record::{
 };
 use crate::output::writer::{RunFiles, peak_rss_bytes};
 use crate::scenario::build::Scenario;
+use crate::scenario::diag::{Diagnostic, KeyPath};
 
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{source_name}: campus.address_space: {error}")]
+    /// The campus does not fit its address space (`campus.address_space`).
+    #[error("{at}")]
     Campus {
-        source_name: String,
+        at: Diagnostic,
         #[source]
         error: CampusError,
     },
-    #[error(
-        "{source_name}: [packet]: --granularity {granularity} needs the scenario's [packet] table (MTU, suites, sample, CPU costs)"
-    )]
-    NoPacketSettings { source_name: String, granularity: &'static str },
+    /// `--granularity packet` without a `[packet]` table; `at` names the missing key.
+    #[error("{at}")]
+    NoPacketSettings { at: Diagnostic },
     #[error("--pcap needs --granularity packet (or both): packets exist only at packet granularity")]
     PcapNeedsPackets,
     #[error("{path}: cannot write the capture: {source}")]
@@ -148,7 +149,10 @@ pub fn default_out_dir(scenario: &Scenario, seed: u64) -> PathBuf {
 
 /// Generates the campus of a scenario, mapping failure to an input error that names it.
 pub fn generate_campus(scenario: &Scenario, seed: u64) -> Result<Campus, RunError> {
-    Campus::generate(scenario, seed).map_err(|error| RunError::Campus { source_name: scenario.source.clone(), error })
+    Campus::generate(scenario, seed).map_err(|error| RunError::Campus {
+        at: scenario.error(&KeyPath::root().key("campus").key("address_space"), error.to_string()),
+        error,
+    })
 }
 
 /// The IPsec layer of a campus: policies assigned, credentials and Kerberos reachability
@@ -280,8 +284,13 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let secnet = build_secnet(sc, &campus, req.seed, &population);
     let packets = if req.granularity.packets() {
         let params = sc.packet.as_ref().ok_or_else(|| RunError::NoPacketSettings {
-            source_name: sc.source.clone(),
-            granularity: req.granularity.name(),
+            at: sc.error(
+                &KeyPath::root().key("packet"),
+                format!(
+                    "--granularity {} needs the scenario's [packet] table (MTU, suites, sample, CPU costs)",
+                    req.granularity.name()
+                ),
+            ),
         })?;
         let streams = crate::engine::rng::RngStreams::new(req.seed);
         Some(PacketLayer::new(params, &sc.traffic.apps, &campus, |h: HostId| {

@@ -24,8 +24,20 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::run::{self, Granularity, RunRequest};
-use crate::scenario::build::{self, Override, Scenario};
-use crate::scenario::diag::{Diagnostic, from_toml};
+use crate::scenario::build::{self, Origin, Override, Scenario};
+use crate::scenario::diag::{KeyPath, SourceMap, from_toml, text_from_utf8};
+use crate::scenario::source::read_bounded;
+
+/// Upper bounds of a sweep, checked before anything is built or allocated (every point's
+/// scenario is built when the sweep loads, and every seed is a run).
+pub mod limits {
+    /// Points: the product of the axes' value counts.
+    pub const MAX_POINTS: usize = 10_000;
+    /// Seeds of each point (`seeds` listed or `replications`).
+    pub const MAX_SEEDS: usize = 10_000;
+    /// Runs: points x seeds.
+    pub const MAX_RUNS: usize = 1_000_000;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -126,6 +138,11 @@ pub struct Plan {
     pub granularity: String,
     pub metrics: Vec<String>,
     pub keep_runs: bool,
+    /// Where each axis's values are written in the sweep file (one position per value, or
+    /// one for a `range`), so that a value the scenario rejects is reported there. Empty
+    /// for a plan not read from a file.
+    #[serde(skip)]
+    pub value_origins: Vec<Vec<Origin>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,43 +207,65 @@ impl Plan {
     /// bad axis value fails before anything runs.
     pub fn load(path: &Path) -> Result<Plan, SweepError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        let raw: SweepFile = from_toml(&shown, &text).map_err(|d| SweepError::Input(d.to_string()))?;
-        let at = |key: &str, message: String| {
-            let (line, col) = locate(&text, key);
-            SweepError::Input(
-                Diagnostic { file: shown.clone(), line, col, key_path: key.to_string(), message }.to_string(),
-            )
-        };
+        let bytes = read_bounded(path).map_err(io_err(path))?;
+        let text = text_from_utf8(&shown, &bytes).map_err(|d| SweepError::Input(d.to_string()))?;
+        let raw: SweepFile = from_toml(&shown, text).map_err(|d| SweepError::Input(d.to_string()))?;
+        let map = SourceMap::new(&shown, text);
+        let at = |key: &KeyPath, message: String| SweepError::Input(map.error(key, message).to_string());
+        let top = |name: &str| KeyPath::root().key(name);
+        // Bounded before `replications` becomes a list.
+        if let Some(s) = raw.seeds.as_ref().filter(|s| s.len() > limits::MAX_SEEDS) {
+            return Err(at(&top("seeds"), format!("{} seeds: at most {}", s.len(), limits::MAX_SEEDS)));
+        }
+        if let Some(n) = raw.replications.filter(|&n| n as usize > limits::MAX_SEEDS) {
+            return Err(at(&top("replications"), format!("{n} replications: at most {}", limits::MAX_SEEDS)));
+        }
         let seeds = match (&raw.seeds, raw.replications) {
             (Some(s), None) if !s.is_empty() => s.clone(),
             (None, Some(n)) if n >= 1 => (1..=u64::from(n)).collect(),
             (None, None) => vec![1],
-            _ => return Err(at("seeds", "give either a non-empty `seeds` list or `replications` >= 1".into())),
+            _ => return Err(at(&top("seeds"), "give either a non-empty `seeds` list or `replications` >= 1".into())),
         };
         if seeds.iter().collect::<BTreeSet<_>>().len() != seeds.len() {
-            return Err(at("seeds", "seeds must be distinct".into()));
+            return Err(at(&top("seeds"), "seeds must be distinct".into()));
         }
         let granularity = raw.granularity.clone().unwrap_or_else(|| "sa".into());
         if !matches!(granularity.as_str(), "sa" | "packet" | "both") {
-            return Err(at("granularity", format!("expected sa, packet or both, found {granularity:?}")));
+            return Err(at(&top("granularity"), format!("expected sa, packet or both, found {granularity:?}")));
         }
         if raw.axes.is_empty() {
-            return Err(at("axis", "a sweep needs at least one [[axis]]".into()));
+            return Err(at(&top("axis"), "a sweep needs at least one [[axis]]".into()));
         }
         let mut axes = Vec::new();
+        let mut value_origins = Vec::new();
+        let origin = |key: &KeyPath| {
+            let (line, col) = map.locate(key);
+            Origin { file: shown.clone(), line, col }
+        };
         for (i, a) in raw.axes.iter().enumerate() {
-            let key = format!("axis[{i}]");
+            let key = top("axis").index(i);
             let values = match (&a.values, &a.range) {
                 (Some(v), None) if !v.is_empty() => v.clone(),
                 (None, Some(r)) => {
                     if !(r.step > 0.0 && r.to >= r.from && r.from.is_finite() && r.to.is_finite()) {
-                        return Err(at(&format!("{key}.range"), "expected from <= to and step > 0".into()));
+                        return Err(at(&key.key("range"), "expected from <= to and step > 0".into()));
                     }
-                    let n = ((r.to - r.from) / r.step + 1e-9).floor() as usize + 1;
-                    if n > 10_000 {
-                        return Err(at(&format!("{key}.range"), format!("{n} values: at most 10000")));
+                    // Counted in floating point first: a tiny step must not overflow usize
+                    // (not NaN: the bounds are finite and the step positive, checked above).
+                    let steps = ((r.to - r.from) / r.step + 1e-9).floor();
+                    if steps >= limits::MAX_POINTS as f64 {
+                        return Err(at(
+                            &key.key("range"),
+                            format!(
+                                "{} to {} by {} makes more than {} values, the most an axis may have",
+                                r.from,
+                                r.to,
+                                r.step,
+                                limits::MAX_POINTS
+                            ),
+                        ));
                     }
+                    let n = steps as usize + 1;
                     // Values computed from the index (no accumulated rounding), rounded to
                     // 12 significant digits so 0.1 steps print as 0.1, 0.2, ...
                     (0..n)
@@ -244,12 +283,52 @@ impl Plan {
                 _ => return Err(at(&key, "give either a non-empty `values` list or a `range`".into())),
             };
             if a.labels.as_ref().is_some_and(|l| l.len() != values.len()) {
-                return Err(at(&format!("{key}.labels"), format!("expected {} labels, one per value", values.len())));
+                return Err(at(&key.key("labels"), format!("expected {} labels, one per value", values.len())));
             }
+            value_origins.push(match &a.range {
+                Some(_) => vec![origin(&key.key("range"))],
+                None => (0..values.len()).map(|k| origin(&key.key("values").index(k))).collect(),
+            });
             axes.push(Axis { key: a.key.clone(), values, labels: a.labels.clone() });
+        }
+        // Every point is built below: bound the product before building any.
+        let points = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.values.len()));
+        match points {
+            Some(p) if p <= limits::MAX_POINTS => {
+                if p.saturating_mul(seeds.len()) > limits::MAX_RUNS {
+                    let key = if raw.seeds.is_some() { "seeds" } else { "replications" };
+                    return Err(at(
+                        &top(key),
+                        format!("{p} points x {} seeds = more than {} runs", seeds.len(), limits::MAX_RUNS),
+                    ));
+                }
+            }
+            _ => {
+                let shown_points = points.map_or_else(|| "more than 2^64".to_string(), |p| p.to_string());
+                return Err(at(
+                    &top("axis"),
+                    format!("the axes make {shown_points} points: at most {} per sweep", limits::MAX_POINTS),
+                ));
+            }
         }
         let dir = path.parent().unwrap_or(Path::new(""));
         let base = if raw.base.starts_with("builtin:") { PathBuf::from(&raw.base) } else { dir.join(&raw.base) };
+        // The base once, here, so that a missing one is named at `base` rather than at
+        // every point.
+        match raw.base.strip_prefix("builtin:") {
+            Some(name) if name != "whitepaper-2008" => {
+                return Err(at(
+                    &top("base"),
+                    format!("unknown built-in scenario {name:?}: expected builtin:whitepaper-2008"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Err(e) = read_bounded(&base) {
+                    return Err(at(&top("base"), format!("cannot read the base scenario {}: {e}", base.display())));
+                }
+            }
+        }
         let plan = Plan {
             name: raw.name.clone(),
             base: raw.base.clone(),
@@ -260,6 +339,7 @@ impl Plan {
             granularity,
             metrics: raw.metrics.clone(),
             keep_runs: raw.keep_runs,
+            value_origins,
         };
         // Build every point once: bad keys and values fail now, named.
         for p in 0..plan.points() {
@@ -307,7 +387,12 @@ impl Plan {
             .axes
             .iter()
             .zip(self.point_indices(point))
-            .map(|(a, k)| Override { path: a.key.clone(), value: a.values[k].clone() })
+            .enumerate()
+            .map(|(i, (a, k))| Override {
+                path: a.key.clone(),
+                value: a.values[k].clone(),
+                origin: self.value_origins.get(i).and_then(|o| o.get(k).or(o.first())).cloned(),
+            })
             .collect();
         let (file, text) = if let Some(name) = self.base.strip_prefix("builtin:") {
             if name != "whitepaper-2008" {
@@ -315,9 +400,10 @@ impl Plan {
             }
             ("builtin:whitepaper-2008".to_string(), build::BUILTIN_WHITEPAPER.to_string())
         } else {
-            let text =
-                std::fs::read_to_string(&self.base_path).map_err(|e| format!("{}: {e}", self.base_path.display()))?;
-            (self.base_path.display().to_string(), text)
+            let shown = self.base_path.display().to_string();
+            let bytes = read_bounded(&self.base_path).map_err(|e| format!("{shown}: {e}"))?;
+            let text = text_from_utf8(&shown, &bytes).map_err(|d| d.to_string())?.to_string();
+            (shown, text)
         };
         build::parse_with(&file, &text, &overrides)
             .map_err(|d| format!("{}: {}", self.point_label(point), d.to_string().trim_end().replace('\n', "; ")))
@@ -335,19 +421,6 @@ impl Plan {
     pub fn shard_runs(&self, shard: Option<(usize, usize)>) -> Vec<usize> {
         (0..self.runs()).filter(|i| shard.is_none_or(|(k, n)| i % n == k - 1)).collect()
     }
-}
-
-/// Line and column of a top-level or `axis[i]` key in the sweep file's text (best effort:
-/// the first line that starts with the key's last name).
-fn locate(text: &str, key: &str) -> (usize, usize) {
-    let name = key.rsplit('.').next().unwrap_or(key);
-    let name = name.split('[').next().unwrap_or(name);
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            t.starts_with(name) || t.starts_with(&format!("[[{name}]]"))
-        })
-        .map_or((1, 1), |i| (i + 1, 1))
 }
 
 /// A summary as sweep metrics: flattened, without the identity keys (scenario, seed) that
@@ -614,6 +687,7 @@ mod tests {
                 granularity: "sa".into(),
                 metrics: vec![],
                 keep_runs: false,
+                value_origins: Vec::new(),
             };
             let mut all: Vec<usize> = (1..=n).flat_map(|k| plan.shard_runs(Some((k, n)))).collect();
             all.sort_unstable();
@@ -638,6 +712,7 @@ mod tests {
             granularity: "sa".into(),
             metrics: vec![],
             keep_runs: false,
+            value_origins: Vec::new(),
         };
         assert_eq!(plan.points(), 6);
         let labels: Vec<String> = (0..6).map(|p| plan.point_label(p)).collect();

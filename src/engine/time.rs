@@ -3,10 +3,11 @@
 //!
 //! Contract: both are plain `u64` nanoseconds. No `f64` seconds live inside the engine or
 //! the model; conversions to and from floating point exist only for drawing random
-//! durations (`from_secs_f64`) and for reporting (`as_secs_f64`). Arithmetic is checked:
-//! `+`/`-` panic on overflow or underflow (a model bug, never an input error: inputs are
-//! range-checked in `scenario/`), and `checked_*`/`saturating_*` variants exist where a
-//! caller can handle the edge.
+//! durations (`from_secs_f64`) and for reporting (`as_secs_f64`). Arithmetic is checked in
+//! every build, release included: `+`/`-` and the constructors (`start_of_day`,
+//! `from_secs`, ...) panic on overflow or underflow (a model bug, never an input error:
+//! inputs are range-checked in `scenario/`), and `checked_*`/`saturating_*` variants exist
+//! where a caller can handle the edge.
 //!
 //! `u64` nanoseconds cover about 584 years, far beyond any rollout.
 
@@ -21,6 +22,14 @@ const NS_PER_S: u64 = 1_000_000_000;
 const NS_PER_MIN: u64 = 60 * NS_PER_S;
 const NS_PER_H: u64 = 60 * NS_PER_MIN;
 const NS_PER_DAY: u64 = 24 * NS_PER_H;
+
+/// `a * b`, panicking on overflow in every build (constructors share the `+` contract).
+const fn checked(a: u64, b: u64, what: &str) -> u64 {
+    match a.checked_mul(b) {
+        Some(v) => v,
+        None => panic!("{}", what),
+    }
+}
 
 /// An instant of simulated time: nanoseconds since the scenario starts (day 0, 00:00).
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
@@ -42,9 +51,17 @@ impl SimTime {
     pub const fn as_nanos(self) -> u64 {
         self.0
     }
-    /// The instant `day` days after the start (00:00 of that day).
+    /// The instant `day` days after the start (00:00 of that day). Panics past `SimTime::MAX`
+    /// (day 213,503); see [`checked_start_of_day`](Self::checked_start_of_day).
     pub const fn start_of_day(day: u32) -> Self {
-        SimTime(day as u64 * NS_PER_DAY)
+        SimTime(checked(day as u64, NS_PER_DAY, "SimTime overflow"))
+    }
+    /// The instant `day` days after the start; `None` past `SimTime::MAX`.
+    pub const fn checked_start_of_day(day: u32) -> Option<Self> {
+        match (day as u64).checked_mul(NS_PER_DAY) {
+            Some(ns) => Some(SimTime(ns)),
+            None => None,
+        }
     }
     /// Zero-based day index containing this instant.
     pub const fn day(self) -> u32 {
@@ -90,22 +107,22 @@ impl SimDuration {
         SimDuration(ns)
     }
     pub const fn from_micros(us: u64) -> Self {
-        SimDuration(us * NS_PER_US)
+        SimDuration(checked(us, NS_PER_US, "SimDuration overflow"))
     }
     pub const fn from_millis(ms: u64) -> Self {
-        SimDuration(ms * NS_PER_MS)
+        SimDuration(checked(ms, NS_PER_MS, "SimDuration overflow"))
     }
     pub const fn from_secs(s: u64) -> Self {
-        SimDuration(s * NS_PER_S)
+        SimDuration(checked(s, NS_PER_S, "SimDuration overflow"))
     }
     pub const fn from_mins(m: u64) -> Self {
-        SimDuration(m * NS_PER_MIN)
+        SimDuration(checked(m, NS_PER_MIN, "SimDuration overflow"))
     }
     pub const fn from_hours(h: u64) -> Self {
-        SimDuration(h * NS_PER_H)
+        SimDuration(checked(h, NS_PER_H, "SimDuration overflow"))
     }
     pub const fn from_days(d: u64) -> Self {
-        SimDuration(d * NS_PER_DAY)
+        SimDuration(checked(d, NS_PER_DAY, "SimDuration overflow"))
     }
     /// From floating-point seconds (used when drawing random durations). Negative and NaN
     /// give zero; values beyond the range saturate.

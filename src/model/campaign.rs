@@ -592,7 +592,11 @@ impl<'a> Campaign<'a> {
             }
             let range = ipsec.foreign_ranges[rng.random_range(0..ipsec.foreign_ranges.len())];
             let size = 1u64 << (32 - range.prefix_len());
-            let addr = u32::from(range.network()) + (rng.random_range(1..size.max(2)) as u32);
+            // An address inside the range: a /32 is its own address (the draw stays the
+            // same for every other range, so seeds keep their runs).
+            let offset = rng.random_range(1..size.max(2));
+            let offset = if offset < size { offset } else { 0 };
+            let addr = u32::from(range.network()) + offset as u32;
             let Some(_mode) = net.negotiates_with_addr(h, addr) else { continue };
             let n = Poisson::new(p.foreign_connections.max(1e-9)).map(|d| d.sample(&mut rng) as u64).unwrap_or(0);
             let wait = ipsec.fallback.delay_for(host.os, host.has_simple_policy());

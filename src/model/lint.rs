@@ -446,7 +446,9 @@ fn host_findings(out: &mut Vec<Finding>, sc: &Scenario, params: &IpsecParams, ca
     let sample_managed = campus.hosts.iter().position(|h| h.is_managed() && h.is_client()).map(HostId::from_index);
     if let Some(m) = sample_managed {
         for range in &params.home_ranges {
-            let addr = u32::from(range.network()) + 2;
+            // A device at home (the .2 behind the router), inside the range even for a /31
+            // or a /32 at the top of the address space.
+            let addr = u32::from(range.network()).saturating_add(2).min(u32::from(range.broadcast()));
             if let Some(mode) = net.negotiates_with_addr(m, addr) {
                 out.push(Finding {
                     kind: FindingKind::HomeRangeNotExempt,

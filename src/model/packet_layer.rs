@@ -209,24 +209,25 @@ impl<'a> PacketLayer<'a> {
         });
     }
 
-    /// The sample: every packet one by one, into the histogram, checked against the
-    /// closed form.
+    /// The sample: every packet into the histogram, checked against the closed form. The
+    /// packets come as runs of identical ones (`packet_runs`), so a huge session costs no
+    /// more than a small one; the sums are those of replaying them one by one.
     fn replay(&mut self, s: &SessionPackets, clear: &Totals, wire: &Totals) {
         let app = &self.apps[s.app.index()];
         let model = &self.params.model;
         let enc = s.encap.as_ref();
-        let packets = model.packets(&app.shape, s.bytes_up, s.bytes_down, enc);
-        debug_assert_eq!(model.sum(&packets, enc), *wire, "closed form equals the packet sum");
-        debug_assert_eq!(model.sum(&model.packets(&app.shape, s.bytes_up, s.bytes_down, None), None), *clear);
-        self.sample_packets += packets.len() as u64;
-        for p in &packets {
+        let runs = model.packet_runs(&app.shape, s.bytes_up, s.bytes_down, enc);
+        debug_assert_eq!(model.sum_runs(&runs, enc), *wire, "closed form equals the packet sum");
+        debug_assert_eq!(model.sum_runs(&model.packet_runs(&app.shape, s.bytes_up, s.bytes_down, None), None), *clear);
+        for (p, count) in &runs {
             let b = SIZE_BUCKETS.iter().position(|&ub| p.ip_len <= ub).unwrap_or(SIZE_BUCKETS.len() - 1);
             let (_, wire_bytes) = model.wire_of(enc, p.ip_len);
             let bucket = &mut self.sizes[s.app.index()][b];
-            bucket.packets += 1;
-            bucket.pure_acks += u64::from(p.kind == PacketKind::Ack && p.payload == 0);
-            bucket.clear_bytes += u64::from(p.ip_len);
-            bucket.wire_bytes += wire_bytes;
+            self.sample_packets += count;
+            bucket.packets += count;
+            bucket.pure_acks += if p.kind == PacketKind::Ack && p.payload == 0 { *count } else { 0 };
+            bucket.clear_bytes += count * u64::from(p.ip_len);
+            bucket.wire_bytes += count * wire_bytes;
         }
     }
 

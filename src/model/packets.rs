@@ -18,7 +18,9 @@
 //! path-MTU discovery (the MSS shrinks so encapsulated segments fit) or fragmentation.
 //!
 //! Contract: [`PacketModel::totals`] (closed form, O(1) in the session size) equals the sum
-//! over [`PacketModel::packets`] (one item per packet) byte for byte; tests check it. Pure.
+//! over [`PacketModel::packets`] (one item per packet) byte for byte, and
+//! [`PacketModel::packet_runs`] (closed form too) holds the same packets as runs of identical
+//! ones; tests check both. Pure.
 
 use super::kinds::Protocol;
 use super::wire::{Encap, IpVersion, Mtu, encapsulated_len, fragment_lens, max_inner_len};
@@ -309,6 +311,88 @@ impl PacketModel {
         push(&mut out, 1, PacketKind::Fin, ACK + x, 0);
         push(&mut out, 0, PacketKind::Ack, ACK + x, 0);
         out
+    }
+
+    /// The packets of one session as runs of identical packets, `(packet, count)`: the
+    /// same multiset as [`packets`](Self::packets) (not in wire order), in closed form like
+    /// [`totals`](Self::totals), so that a session of any size costs the same: a sampled
+    /// 10 TB session would otherwise be billions of packets held in memory at once.
+    pub fn packet_runs(
+        &self,
+        shape: &Shape,
+        bytes_up: u64,
+        bytes_down: u64,
+        encap: Option<&Encap>,
+    ) -> Vec<(Packet, u64)> {
+        let x = self.v6_extra();
+        let plan = Plan::new(shape, bytes_up, bytes_down);
+        let mut out = Vec::new();
+        let push = |out: &mut Vec<(Packet, u64)>, dir: u8, kind: PacketKind, ip_len: u32, payload: u32, count: u64| {
+            if count > 0 {
+                out.push((Packet { dir, kind, ip_len, payload }, count));
+            }
+        };
+        if shape.protocol == Protocol::Udp {
+            for (dir, n, full, last) in
+                [(0, plan.n_up, plan.full_up, plan.last_up), (1, plan.n_down, plan.full_down, plan.last_down)]
+            {
+                if n > 0 {
+                    push(&mut out, dir, PacketKind::Datagram, IP_UDP + x + full as u32, full as u32, n - 1);
+                    push(&mut out, dir, PacketKind::Datagram, IP_UDP + x + last as u32, last as u32, 1);
+                }
+            }
+            return out;
+        }
+        let mss = u64::from(self.mss(encap));
+        push(&mut out, 0, PacketKind::Syn, SYN + x, 0, 1);
+        push(&mut out, 1, PacketKind::SynAck, SYN + x, 0, 1);
+        push(&mut out, 0, PacketKind::Ack, ACK + x, 0, 1);
+        // `count` identical messages of m bytes from `dir`: their segments and the
+        // receiver's pure ACKs.
+        let message = |out: &mut Vec<(Packet, u64)>, dir: u8, m: u64, count: u64, reply_follows: bool| {
+            let (q, r) = (m / mss, m % mss);
+            push(out, dir, PacketKind::Data, IP_TCP + x + mss as u32, mss as u32, count * q);
+            if r > 0 {
+                push(out, dir, PacketKind::Data, IP_TCP + x + r as u32, r as u32, count);
+            }
+            let segments = q + u64::from(r > 0);
+            push(out, 1 - dir, PacketKind::Ack, ACK + x, 0, count * pure_acks(segments, reply_follows));
+        };
+        // The same runs of identical exchanges as `totals`.
+        let n = plan.exchanges();
+        let mut breaks: Vec<u64> =
+            [0, plan.n_up.saturating_sub(1), plan.n_up, plan.n_down.saturating_sub(1), plan.n_down, n]
+                .into_iter()
+                .filter(|&b| b <= n)
+                .collect();
+        breaks.sort_unstable();
+        breaks.dedup();
+        for w in breaks.windows(2) {
+            let (i, count) = (w[0], w[1] - w[0]);
+            if count == 0 {
+                continue;
+            }
+            if let Some(m) = plan.up_size(i) {
+                message(&mut out, 0, m, count, plan.down_size(i).is_some());
+            }
+            if let Some(m) = plan.down_size(i) {
+                message(&mut out, 1, m, count, plan.up_size(i + 1).is_some());
+            }
+        }
+        push(&mut out, 0, PacketKind::Fin, ACK + x, 0, 1);
+        push(&mut out, 1, PacketKind::Ack, ACK + x, 0, 1);
+        push(&mut out, 1, PacketKind::Fin, ACK + x, 0, 1);
+        push(&mut out, 0, PacketKind::Ack, ACK + x, 0, 1);
+        out
+    }
+
+    /// Sums runs of packets ([`packet_runs`](Self::packet_runs)) as `totals` does.
+    pub fn sum_runs(&self, runs: &[(Packet, u64)], encap: Option<&Encap>) -> Totals {
+        let mut t = Totals::default();
+        for (p, count) in runs {
+            t.add_sized(p.dir as usize, *count, self.sized(encap, p.ip_len));
+        }
+        t
     }
 
     /// Sums packets as [`totals`](Self::totals) does, from the per-packet sequence (used

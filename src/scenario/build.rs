@@ -15,6 +15,8 @@ use super::diag::{
     Diagnostic, Diagnostics, KeyPath, LayeredMap, SourceMap, from_table, from_toml, merge_tables, text_from_utf8,
 };
 use super::file::*;
+use super::source::read_bounded;
+use super::units::{ByteSize, Duration};
 use crate::engine::{SimDuration, SimTime};
 use crate::model::campus::SubnetPurpose;
 use crate::model::helpdesk::{Cause, HelpdeskParams, PerCause, Propensity};
@@ -48,6 +50,21 @@ pub mod limits {
     pub const MAX_NLB_NODES: u32 = 32;
     pub const MAX_SESSIONS_PER_DAY: f64 = 100_000.0;
     pub const MAX_SERVERS: u64 = 1_000_000;
+    /// Any duration, and any day number or count of days (wave starts, gaps, announcement
+    /// and failure days, gate and rollback windows): at most the longest run, so that every
+    /// instant the model computes (a day plus a few durations) stays far inside `SimTime`'s
+    /// u64 nanoseconds (584 years) and day arithmetic inside u32.
+    pub const MAX_DURATION_DAYS: u32 = MAX_DAYS;
+    /// Memory of one SA (`ipsec.mm_sa_memory`, `ipsec.qm_sa_memory`): the model multiplies it
+    /// by SA counts in u64.
+    pub const MAX_SA_MEMORY_BYTES: u64 = 1 << 30;
+    /// Median bytes of a session each way (`app.bytes_up`, `app.bytes_down`; the largest
+    /// shipped is 30 MB): daily byte totals are summed in u64.
+    pub const MAX_SESSION_BYTES: u64 = 1 << 30;
+    /// `traffic.tcp_window`.
+    pub const MAX_TCP_WINDOW_BYTES: u64 = 1 << 30;
+    /// `packet.pcap_max_packets`: a capture's packets are built in memory before writing.
+    pub const MAX_PCAP_PACKETS: u32 = 10_000_000;
 }
 
 /// A probability mix over a small vocabulary, normalised to sum to exactly one.
@@ -108,6 +125,17 @@ pub struct Scenario {
     pub nap: Option<NapParams>,
     pub firewall: Option<FirewallParams>,
     pub helpdesk: Option<HelpdeskSettings>,
+    /// Positions of the keys in the scenario's files, for input errors found after
+    /// validation (a campus that does not fit its address space): see [`Scenario::error`].
+    pub sources: LayeredMap,
+}
+
+impl Scenario {
+    /// An input error about the key at `path`, positioned in the file that decides it
+    /// (`file:line:col: key.path: message`), like validation's own.
+    pub fn error(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
+        self.sources.error(path, message)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -360,7 +388,7 @@ const MAX_EXTENDS_DEPTH: usize = 8;
 /// Loads and validates a scenario file.
 pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: shown.clone(), source })?;
+    let bytes = read_bounded(path).map_err(|source| ScenarioError::Io { path: shown.clone(), source })?;
     let text = text_from_utf8(&shown, &bytes).map_err(|d| Diagnostics(vec![d]))?;
     Ok(parse(&shown, text)?)
 }
@@ -402,7 +430,7 @@ fn read_layers(file: &str, text: &str) -> Result<Vec<Layer>, Diagnostic> {
                 } else {
                     let dir = std::path::Path::new(&file).parent().unwrap_or(std::path::Path::new(""));
                     let path = dir.join(&base);
-                    let bytes = std::fs::read(&path).map_err(|e| {
+                    let bytes = read_bounded(&path).map_err(|e| {
                         map.error(&at, format!("cannot read the base scenario {}: {e}", path.display()))
                     })?;
                     let shown = path.display().to_string();
@@ -437,6 +465,62 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, Diagnostics> {
 pub struct Override {
     pub path: String,
     pub value: toml::Value,
+    /// Where the value is written when that is a file (a sweep's axis values): a problem
+    /// with the key or its value is reported there, not at the scenario's own text.
+    pub origin: Option<Origin>,
+}
+
+/// A position in a file other than the scenario's (see [`Override::origin`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in chars.
+    pub col: usize,
+}
+
+/// The key path that a dotted override `path` names in `table` (a numeric segment is an
+/// array index where the value there is an array, else a key), as diagnostics show it.
+fn override_key_path(table: &toml::Table, path: &str) -> KeyPath {
+    let mut here = Some(table);
+    let mut array: Option<&Vec<toml::Value>> = None;
+    let mut out = KeyPath::root();
+    for seg in path.split('.') {
+        let index = seg.parse::<usize>().ok().filter(|_| array.is_some());
+        let next = match (index, here, array) {
+            (Some(i), _, Some(a)) => {
+                out = out.index(i);
+                a.get(i)
+            }
+            (_, Some(t), _) => {
+                out = out.key(seg);
+                t.get(seg)
+            }
+            _ => {
+                out = out.key(seg);
+                None
+            }
+        };
+        here = next.and_then(toml::Value::as_table);
+        array = next.and_then(toml::Value::as_array);
+    }
+    out
+}
+
+/// Moves diagnostics about an overridden key (or anything under it) to the override's
+/// origin; the most specific override wins.
+fn reposition(problems: &mut [Diagnostic], origins: &[(String, &Origin)]) {
+    for d in problems {
+        let under = |k: &String| {
+            d.key_path == *k || d.key_path.starts_with(&format!("{k}.")) || d.key_path.starts_with(&format!("{k}["))
+        };
+        if let Some((_, o)) = origins.iter().filter(|(k, _)| under(k)).max_by_key(|(k, _)| k.len()) {
+            d.file = o.file.clone();
+            d.line = o.line;
+            d.col = o.col;
+        }
+    }
 }
 
 /// Sets `value` at a dotted `path` of `table`. Tables along the way are created; an array
@@ -482,23 +566,30 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Resu
 /// [`parse`] with keys set from outside the files (applied to the merged scenario, before
 /// validation; they count in the scenario's sha256).
 pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
-    let one = |d: Diagnostic| Diagnostics(vec![d]);
-    let layers = read_layers(file, text).map_err(one)?;
+    let layers = read_layers(file, text).map_err(|d| Diagnostics(vec![d]))?;
     let map = LayeredMap::new(layers.iter().map(|l| SourceMap::new(&l.file, &l.text)).collect());
+    let mut origins: Vec<(String, &Origin)> = Vec::new();
+    let one = |mut d: Diagnostic, origins: &[(String, &Origin)]| {
+        reposition(std::slice::from_mut(&mut d), origins);
+        Diagnostics(vec![d])
+    };
     let raw: ScenarioFile = if layers.len() == 1 && overrides.is_empty() {
         // A single file: deserialise from the text itself for exact spans.
-        from_toml(file, text).map_err(one)?
+        from_toml(file, text).map_err(|d| one(d, &[]))?
     } else {
         let mut merged = toml::Table::new();
         for layer in layers.iter().rev() {
             merge_tables(&mut merged, layer.table.clone());
         }
         for o in overrides {
-            set_path(&mut merged, &o.path, o.value.clone()).map_err(|message| {
-                one(Diagnostic { file: file.to_string(), line: 0, col: 0, key_path: o.path.clone(), message })
-            })?;
+            let key = override_key_path(&merged, &o.path);
+            if let Some(origin) = &o.origin {
+                origins.push((key.to_string(), origin));
+            }
+            set_path(&mut merged, &o.path, o.value.clone())
+                .map_err(|message| one(map.error(&key, message), &origins))?;
         }
-        from_table(merged, &map).map_err(one)?
+        from_table(merged, &map).map_err(|d| one(d, &origins))?
     };
     let mut hasher = Sha256::new();
     for layer in &layers {
@@ -512,6 +603,7 @@ pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scen
     if v.problems.is_empty() {
         Ok(scenario)
     } else {
+        reposition(&mut v.problems, &origins);
         v.problems.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(Diagnostics(v.problems))
     }
@@ -594,6 +686,7 @@ impl Validator<'_> {
                 ),
             );
         }
+        self.bounds(&raw);
         let run = self.run(&raw.run);
         let campus = self.campus(&raw.campus);
         let domains = self.domains(&raw.domains);
@@ -641,6 +734,130 @@ impl Validator<'_> {
             nap,
             firewall,
             helpdesk,
+            sources: self.map.clone(),
+        }
+    }
+
+    /// The limits every duration, day number and byte size of the file must keep (see
+    /// [`limits`]), checked in one place so that no field is forgotten.
+    fn bounds(&mut self, raw: &ScenarioFile) {
+        let mut durations: Vec<(KeyPath, SimDuration)> = Vec::new();
+        let mut days: Vec<(KeyPath, u32)> = Vec::new();
+        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
+        d(&["run", "utilisation_bin"], &raw.run.utilisation_bin);
+        let t = &raw.topology;
+        d(&["topology", "lan_latency"], &t.lan_latency);
+        for (i, v) in t.wan_latency.iter().enumerate() {
+            durations.push((p(&["topology", "wan_latency"]).index(i), v.0));
+        }
+        for (i, v) in t.backbone_latency.iter().enumerate() {
+            durations.push((p(&["topology", "backbone_latency"]).index(i), v.0));
+        }
+        for (i, a) in raw.apps.iter().enumerate() {
+            durations.push((KeyPath::root().key("app").index(i).key("duration"), a.duration.0));
+        }
+        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
+        let n = &raw.nlb;
+        if let Some(mtbf) = &n.mtbf {
+            d(&["nlb", "mtbf"], mtbf);
+        }
+        for (name, v) in [
+            ("mttr", &n.mttr),
+            ("convergence", &n.convergence),
+            ("idle_legacy", &n.idle_legacy),
+            ("idle", &n.idle),
+            ("tcp_data_rto", &n.tcp_data_rto),
+            ("tcp_syn_rto", &n.tcp_syn_rto),
+            ("app_retry", &n.app_retry),
+            ("app_timeout", &n.app_timeout),
+        ] {
+            d(&["nlb", name], v);
+        }
+        if let Some(i) = &raw.ipsec {
+            for (name, v) in [
+                ("main_mode_lifetime", &i.main_mode_lifetime),
+                ("quick_mode_lifetime", &i.quick_mode_lifetime),
+                ("quick_mode_idle", &i.quick_mode_idle),
+                ("fallback_delay", &i.fallback_delay),
+                ("fallback_delay_simple_policy", &i.fallback_delay_simple_policy),
+                ("dh_cpu", &i.dh_cpu),
+            ] {
+                d(&["ipsec", name], v);
+            }
+        }
+        if let Some(x) = &raw.packet {
+            d(&["packet", "cpu_per_packet"], &x.cpu_per_packet);
+        }
+        if let Some(r) = &raw.rollout {
+            d(&["rollout", "gp_refresh"], &r.gp_refresh);
+            d(&["rollout", "gp_refresh_jitter"], &r.gp_refresh_jitter);
+        }
+        if let Some(x) = &raw.population {
+            d(&["population", "rejoin_delay"], &x.rejoin_delay);
+        }
+        if let Some(x) = &raw.nap {
+            d(&["nap", "auto_remediation_time"], &x.auto_remediation_time);
+            d(&["nap", "manual_remediation_time"], &x.manual_remediation_time);
+        }
+        if let Some(h) = &raw.helpdesk {
+            d(&["helpdesk", "mean_service"], &h.mean_service);
+            d(&["helpdesk", "trained_service"], &h.trained_service);
+            d(&["helpdesk", "noticeable_delay"], &h.noticeable_delay);
+        }
+        for (i, f) in n.failures.iter().enumerate() {
+            let at = KeyPath::root().key("nlb").key("failure").index(i);
+            durations.push((at.key("down"), f.down.0));
+            days.push((at.key("day"), f.day));
+        }
+        if let Some(r) = &raw.rollout {
+            for (i, w) in r.waves.iter().enumerate() {
+                let at = KeyPath::root().key("rollout").key("wave").index(i);
+                days.push((at.key("start"), w.start));
+                days.push((at.key("gap"), w.gap));
+                if let Some(g) = &w.gate {
+                    days.push((at.key("gate").key("days"), g.days));
+                }
+                if let Some(b) = &w.rollback {
+                    days.push((at.key("rollback").key("within"), b.within));
+                }
+            }
+            for (i, a) in r.announcements.iter().enumerate() {
+                days.push((KeyPath::root().key("rollout").key("announcement").index(i).key("day"), a.day));
+            }
+        }
+        if let Some(x) = &raw.population {
+            days.push((p(&["population", "announcement_effect_days"]), x.announcement_effect_days));
+            days.push((p(&["population", "boundary_grant_days"]), x.boundary_grant_days));
+        }
+        let max = SimDuration::from_days(u64::from(limits::MAX_DURATION_DAYS));
+        for (path, v) in durations {
+            if v > max {
+                self.fail(&path, format!("expected at most {max}, the longest run; found {v}"));
+            }
+        }
+        for (path, v) in days {
+            if v > limits::MAX_DURATION_DAYS {
+                self.fail(
+                    &path,
+                    format!("expected at most {} days, the longest run; found {v}", limits::MAX_DURATION_DAYS),
+                );
+            }
+        }
+        let mut bytes: Vec<(KeyPath, u64, u64)> = Vec::new();
+        if let Some(i) = &raw.ipsec {
+            bytes.push((p(&["ipsec", "mm_sa_memory"]), i.mm_sa_memory.0, limits::MAX_SA_MEMORY_BYTES));
+            bytes.push((p(&["ipsec", "qm_sa_memory"]), i.qm_sa_memory.0, limits::MAX_SA_MEMORY_BYTES));
+        }
+        bytes.push((p(&["traffic", "tcp_window"]), raw.traffic.tcp_window.0, limits::MAX_TCP_WINDOW_BYTES));
+        for (i, a) in raw.apps.iter().enumerate() {
+            let at = KeyPath::root().key("app").index(i);
+            bytes.push((at.key("bytes_up"), a.bytes_up.0, limits::MAX_SESSION_BYTES));
+            bytes.push((at.key("bytes_down"), a.bytes_down.0, limits::MAX_SESSION_BYTES));
+        }
+        for (path, v, max) in bytes {
+            if v > max {
+                self.fail(&path, format!("expected at most {}, found {}", ByteSize(max), ByteSize(v)));
+            }
         }
     }
 
@@ -1129,7 +1346,7 @@ impl Validator<'_> {
             nat_t_vpn_pools: f.nat_t_vpn_pools,
             sample_hosts: self.fraction(k("sample_hosts"), f.sample_hosts),
             pcap_window: window,
-            pcap_max_packets: f.pcap_max_packets,
+            pcap_max_packets: self.count(k("pcap_max_packets"), f.pcap_max_packets, 0, limits::MAX_PCAP_PACKETS),
             wan_threshold: {
                 if !(f.wan_threshold > 0.0 && f.wan_threshold <= 10.0) {
                     self.fail(
@@ -1602,12 +1819,10 @@ impl Validator<'_> {
                 self.fail(&path.key("down"), "expected a positive duration");
             }
             let at = self.time_of_day(path.key("at"), &f.at);
-            scheduled.push(ScheduledFailure {
-                cluster: f.cluster,
-                node: f.node,
-                at: SimTime::start_of_day(f.day) + at,
-                down_for: f.down.0,
-            });
+            // Checked: a day beyond the limit is reported by `bounds`, and must not overflow
+            // here first.
+            let at = SimTime::checked_start_of_day(f.day).and_then(|d| d.checked_add(at)).unwrap_or(SimTime::MAX);
+            scheduled.push(ScheduledFailure { cluster: f.cluster, node: f.node, at, down_for: f.down.0 });
         }
         FailoverParams {
             mtbf: n.mtbf.filter(|_| n.random_failures).map(|d| d.0),

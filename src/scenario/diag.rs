@@ -230,7 +230,7 @@ fn write_key(f: &mut fmt::Formatter<'_>, key: &str) -> fmt::Result {
 /// - wrong type, bad unit string, negative or out-of-range number: the position of the
 ///   value and its path;
 /// - missing field: the position of the table that lacks it (its `[header]`, or 1:1 for the
-///   top level) and the table's path.
+///   top level) and the path of the missing key (`campus.clients`).
 ///
 /// Inside an internally tagged enum (`#[serde(tag = "...")]`), an untagged enum or a
 /// `#[serde(flatten)]` struct, serde buffers the table and the path and position stop at that
@@ -276,6 +276,11 @@ pub fn from_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagn
                 path = candidate;
             }
         }
+        // A missing key is named in the path (`campus.clients`), positioned at the table
+        // that lacks it: every diagnostic names a key, also one absent from the text.
+        if let Some(name) = missing_field_name(inner.message()) {
+            path = path.key(name);
+        }
         Diagnostic {
             file: file.to_owned(),
             line: position.0,
@@ -284,6 +289,11 @@ pub fn from_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagn
             message: humanize(inner.message()),
         }
     })
+}
+
+/// `x` from serde's "missing field `x`".
+fn missing_field_name(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next().filter(|n| !n.is_empty())
 }
 
 /// `x` from serde's "unknown field `x`, expected ..." / "unknown field `x`, there are no fields".
@@ -537,6 +547,8 @@ mod tests {
         assert_eq!(unknown_field_name("unknown field `a`, there are no fields"), Some("a"));
         assert_eq!(unknown_field_name("unknown field `x`"), Some("x"));
         assert_eq!(unknown_field_name("missing field `x`"), None);
+        assert_eq!(missing_field_name("missing field `x`"), Some("x"));
+        assert_eq!(missing_field_name("unknown field `x`"), None);
     }
 
     #[test]
@@ -616,6 +628,10 @@ pub fn from_table<T: DeserializeOwned>(table: toml::Table, map: &LayeredMap) -> 
         let layer = map.layer_for(&path);
         let (line, col) =
             if unknown_field_name(inner.message()).is_some() { layer.locate_key(&path) } else { layer.locate(&path) };
+        let path = match missing_field_name(inner.message()) {
+            Some(name) => path.key(name),
+            None => path,
+        };
         Diagnostic {
             file: layer.file().to_owned(),
             line,

@@ -5,6 +5,7 @@ mod common;
 mod determinism;
 mod engine;
 mod helpdesk;
+mod hostile;
 mod integrity;
 mod interrupt;
 mod ipsec;

@@ -47,6 +47,16 @@ proptest! {
         let e = all[encap % all.len()];
         let packets = model.packets(&shape, up, down, e.as_ref());
         prop_assert_eq!(model.sum(&packets, e.as_ref()), model.totals(&shape, up, down, e.as_ref()));
+        // The runs of identical packets are the same packets, counted.
+        let mut one_by_one = std::collections::BTreeMap::new();
+        for p in &packets {
+            *one_by_one.entry(format!("{p:?}")).or_insert(0u64) += 1;
+        }
+        let mut counted = std::collections::BTreeMap::new();
+        for (p, n) in model.packet_runs(&shape, up, down, e.as_ref()) {
+            *counted.entry(format!("{p:?}")).or_insert(0u64) += n;
+        }
+        prop_assert_eq!(one_by_one, counted);
         // Payload adds up to the session's bytes, each way.
         let payload = |dir: u8| packets.iter().filter(|p| p.dir == dir).map(|p| u64::from(p.payload)).sum::<u64>();
         prop_assert_eq!(payload(0), up);

@@ -457,8 +457,8 @@ fn plain_array_element() {
 
 #[test]
 fn missing_field_points_at_its_table() {
-    assert_eq!(err(&edit(7, "")), "s.toml:6:1: campus: missing field `clients`");
-    assert_eq!(err(&edit(1, "")), "s.toml:1:1: missing field `name`");
+    assert_eq!(err(&edit(7, "")), "s.toml:6:1: campus.clients: missing field `clients`");
+    assert_eq!(err(&edit(1, "")), "s.toml:1:1: name: missing field `name`");
 }
 
 #[test]
@@ -496,8 +496,8 @@ fn columns_count_characters_not_bytes() {
 #[test]
 fn empty_and_whitespace_documents() {
     // serde reports the first missing field in declaration order.
-    assert_eq!(err(""), "s.toml:1:1: missing field `name`");
-    assert_eq!(err("\n\n  \n"), "s.toml:1:1: missing field `name`");
+    assert_eq!(err(""), "s.toml:1:1: name: missing field `name`");
+    assert_eq!(err("\n\n  \n"), "s.toml:1:1: name: missing field `name`");
 }
 
 // ---------------------------------------------------------------------------------------
