@@ -332,7 +332,7 @@ fn parse_set(s: &str) -> Result<build::Override, CliError> {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    Ok(build::Override { path: key.trim().to_string(), value })
+    Ok(build::Override { path: key.trim().to_string(), value, origin: None })
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
