@@ -743,23 +743,22 @@ impl Validator<'_> {
     fn bounds(&mut self, raw: &ScenarioFile) {
         let mut durations: Vec<(KeyPath, SimDuration)> = Vec::new();
         let mut days: Vec<(KeyPath, u32)> = Vec::new();
-        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
-        d(&["run", "utilisation_bin"], &raw.run.utilisation_bin);
+        let mut dur = |at: KeyPath, v: &Duration| durations.push((at, v.0));
+        dur(p(&["run", "utilisation_bin"]), &raw.run.utilisation_bin);
         let t = &raw.topology;
-        d(&["topology", "lan_latency"], &t.lan_latency);
+        dur(p(&["topology", "lan_latency"]), &t.lan_latency);
         for (i, v) in t.wan_latency.iter().enumerate() {
-            durations.push((p(&["topology", "wan_latency"]).index(i), v.0));
+            dur(p(&["topology", "wan_latency"]).index(i), v);
         }
         for (i, v) in t.backbone_latency.iter().enumerate() {
-            durations.push((p(&["topology", "backbone_latency"]).index(i), v.0));
+            dur(p(&["topology", "backbone_latency"]).index(i), v);
         }
         for (i, a) in raw.apps.iter().enumerate() {
-            durations.push((KeyPath::root().key("app").index(i).key("duration"), a.duration.0));
+            dur(KeyPath::root().key("app").index(i).key("duration"), &a.duration);
         }
-        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
         let n = &raw.nlb;
         if let Some(mtbf) = &n.mtbf {
-            d(&["nlb", "mtbf"], mtbf);
+            dur(p(&["nlb", "mtbf"]), mtbf);
         }
         for (name, v) in [
             ("mttr", &n.mttr),
@@ -771,7 +770,7 @@ impl Validator<'_> {
             ("app_retry", &n.app_retry),
             ("app_timeout", &n.app_timeout),
         ] {
-            d(&["nlb", name], v);
+            dur(p(&["nlb", name]), v);
         }
         if let Some(i) = &raw.ipsec {
             for (name, v) in [
@@ -782,31 +781,31 @@ impl Validator<'_> {
                 ("fallback_delay_simple_policy", &i.fallback_delay_simple_policy),
                 ("dh_cpu", &i.dh_cpu),
             ] {
-                d(&["ipsec", name], v);
+                dur(p(&["ipsec", name]), v);
             }
         }
         if let Some(x) = &raw.packet {
-            d(&["packet", "cpu_per_packet"], &x.cpu_per_packet);
+            dur(p(&["packet", "cpu_per_packet"]), &x.cpu_per_packet);
         }
         if let Some(r) = &raw.rollout {
-            d(&["rollout", "gp_refresh"], &r.gp_refresh);
-            d(&["rollout", "gp_refresh_jitter"], &r.gp_refresh_jitter);
+            dur(p(&["rollout", "gp_refresh"]), &r.gp_refresh);
+            dur(p(&["rollout", "gp_refresh_jitter"]), &r.gp_refresh_jitter);
         }
         if let Some(x) = &raw.population {
-            d(&["population", "rejoin_delay"], &x.rejoin_delay);
+            dur(p(&["population", "rejoin_delay"]), &x.rejoin_delay);
         }
         if let Some(x) = &raw.nap {
-            d(&["nap", "auto_remediation_time"], &x.auto_remediation_time);
-            d(&["nap", "manual_remediation_time"], &x.manual_remediation_time);
+            dur(p(&["nap", "auto_remediation_time"]), &x.auto_remediation_time);
+            dur(p(&["nap", "manual_remediation_time"]), &x.manual_remediation_time);
         }
         if let Some(h) = &raw.helpdesk {
-            d(&["helpdesk", "mean_service"], &h.mean_service);
-            d(&["helpdesk", "trained_service"], &h.trained_service);
-            d(&["helpdesk", "noticeable_delay"], &h.noticeable_delay);
+            dur(p(&["helpdesk", "mean_service"]), &h.mean_service);
+            dur(p(&["helpdesk", "trained_service"]), &h.trained_service);
+            dur(p(&["helpdesk", "noticeable_delay"]), &h.noticeable_delay);
         }
         for (i, f) in n.failures.iter().enumerate() {
             let at = KeyPath::root().key("nlb").key("failure").index(i);
-            durations.push((at.key("down"), f.down.0));
+            dur(at.key("down"), &f.down);
             days.push((at.key("day"), f.day));
         }
         if let Some(r) = &raw.rollout {
