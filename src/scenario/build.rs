@@ -509,13 +509,21 @@ fn override_key_path(table: &toml::Table, path: &str) -> KeyPath {
 }
 
 /// Moves diagnostics about an overridden key (or anything under it) to the override's
-/// origin; the most specific override wins.
-fn reposition(problems: &mut [Diagnostic], origins: &[(String, &Origin)]) {
+/// origin, the most specific override winning; and those about a table the override
+/// created on its way (a key on its path that no file spells out), which only the
+/// override's text can explain.
+fn reposition(problems: &mut [Diagnostic], origins: &[(KeyPath, &Origin)], map: &LayeredMap) {
     for d in problems {
-        let under = |k: &String| {
-            d.key_path == *k || d.key_path.starts_with(&format!("{k}.")) || d.key_path.starts_with(&format!("{k}["))
+        let under = |k: &KeyPath| {
+            let k = k.to_string();
+            d.key_path == k || d.key_path.starts_with(&format!("{k}.")) || d.key_path.starts_with(&format!("{k}["))
         };
-        if let Some((_, o)) = origins.iter().filter(|(k, _)| under(k)).max_by_key(|(k, _)| k.len()) {
+        let created_by = |k: &KeyPath| {
+            std::iter::successors(k.parent(), KeyPath::parent)
+                .any(|a| !a.is_root() && a.to_string() == d.key_path && !map.contains(&a))
+        };
+        let by_key = origins.iter().filter(|(k, _)| under(k)).max_by_key(|(k, _)| k.segments().len());
+        if let Some((_, o)) = by_key.or_else(|| origins.iter().find(|(k, _)| created_by(k))) {
             d.file = o.file.clone();
             d.line = o.line;
             d.col = o.col;
@@ -568,9 +576,9 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Resu
 pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
     let layers = read_layers(file, text).map_err(|d| Diagnostics(vec![d]))?;
     let map = LayeredMap::new(layers.iter().map(|l| SourceMap::new(&l.file, &l.text)).collect());
-    let mut origins: Vec<(String, &Origin)> = Vec::new();
-    let one = |mut d: Diagnostic, origins: &[(String, &Origin)]| {
-        reposition(std::slice::from_mut(&mut d), origins);
+    let mut origins: Vec<(KeyPath, &Origin)> = Vec::new();
+    let one = |mut d: Diagnostic, origins: &[(KeyPath, &Origin)]| {
+        reposition(std::slice::from_mut(&mut d), origins, &map);
         Diagnostics(vec![d])
     };
     let raw: ScenarioFile = if layers.len() == 1 && overrides.is_empty() {
@@ -584,7 +592,7 @@ pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scen
         for o in overrides {
             let key = override_key_path(&merged, &o.path);
             if let Some(origin) = &o.origin {
-                origins.push((key.to_string(), origin));
+                origins.push((key.clone(), origin));
             }
             set_path(&mut merged, &o.path, o.value.clone())
                 .map_err(|message| one(map.error(&key, message), &origins))?;
@@ -603,7 +611,7 @@ pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scen
     if v.problems.is_empty() {
         Ok(scenario)
     } else {
-        reposition(&mut v.problems, &origins);
+        reposition(&mut v.problems, &origins, &map);
         v.problems.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(Diagnostics(v.problems))
     }
