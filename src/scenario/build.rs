@@ -509,13 +509,21 @@ fn override_key_path(table: &toml::Table, path: &str) -> KeyPath {
 }
 
 /// Moves diagnostics about an overridden key (or anything under it) to the override's
-/// origin; the most specific override wins.
-fn reposition(problems: &mut [Diagnostic], origins: &[(String, &Origin)]) {
+/// origin, the most specific override winning; and those about a table the override
+/// created on its way (a key on its path that no file spells out), which only the
+/// override's text can explain.
+fn reposition(problems: &mut [Diagnostic], origins: &[(KeyPath, &Origin)], map: &LayeredMap) {
     for d in problems {
-        let under = |k: &String| {
-            d.key_path == *k || d.key_path.starts_with(&format!("{k}.")) || d.key_path.starts_with(&format!("{k}["))
+        let under = |k: &KeyPath| {
+            let k = k.to_string();
+            d.key_path == k || d.key_path.starts_with(&format!("{k}.")) || d.key_path.starts_with(&format!("{k}["))
         };
-        if let Some((_, o)) = origins.iter().filter(|(k, _)| under(k)).max_by_key(|(k, _)| k.len()) {
+        let created_by = |k: &KeyPath| {
+            std::iter::successors(k.parent(), KeyPath::parent)
+                .any(|a| !a.is_root() && a.to_string() == d.key_path && !map.contains(&a))
+        };
+        let by_key = origins.iter().filter(|(k, _)| under(k)).max_by_key(|(k, _)| k.segments().len());
+        if let Some((_, o)) = by_key.or_else(|| origins.iter().find(|(k, _)| created_by(k))) {
             d.file = o.file.clone();
             d.line = o.line;
             d.col = o.col;
@@ -568,9 +576,9 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Resu
 pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, Diagnostics> {
     let layers = read_layers(file, text).map_err(|d| Diagnostics(vec![d]))?;
     let map = LayeredMap::new(layers.iter().map(|l| SourceMap::new(&l.file, &l.text)).collect());
-    let mut origins: Vec<(String, &Origin)> = Vec::new();
-    let one = |mut d: Diagnostic, origins: &[(String, &Origin)]| {
-        reposition(std::slice::from_mut(&mut d), origins);
+    let mut origins: Vec<(KeyPath, &Origin)> = Vec::new();
+    let one = |mut d: Diagnostic, origins: &[(KeyPath, &Origin)]| {
+        reposition(std::slice::from_mut(&mut d), origins, &map);
         Diagnostics(vec![d])
     };
     let raw: ScenarioFile = if layers.len() == 1 && overrides.is_empty() {
@@ -584,7 +592,7 @@ pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scen
         for o in overrides {
             let key = override_key_path(&merged, &o.path);
             if let Some(origin) = &o.origin {
-                origins.push((key.to_string(), origin));
+                origins.push((key.clone(), origin));
             }
             set_path(&mut merged, &o.path, o.value.clone())
                 .map_err(|message| one(map.error(&key, message), &origins))?;
@@ -603,7 +611,7 @@ pub fn parse_with(file: &str, text: &str, overrides: &[Override]) -> Result<Scen
     if v.problems.is_empty() {
         Ok(scenario)
     } else {
-        reposition(&mut v.problems, &origins);
+        reposition(&mut v.problems, &origins, &map);
         v.problems.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         Err(Diagnostics(v.problems))
     }
@@ -743,23 +751,22 @@ impl Validator<'_> {
     fn bounds(&mut self, raw: &ScenarioFile) {
         let mut durations: Vec<(KeyPath, SimDuration)> = Vec::new();
         let mut days: Vec<(KeyPath, u32)> = Vec::new();
-        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
-        d(&["run", "utilisation_bin"], &raw.run.utilisation_bin);
+        let mut dur = |at: KeyPath, v: &Duration| durations.push((at, v.0));
+        dur(p(&["run", "utilisation_bin"]), &raw.run.utilisation_bin);
         let t = &raw.topology;
-        d(&["topology", "lan_latency"], &t.lan_latency);
+        dur(p(&["topology", "lan_latency"]), &t.lan_latency);
         for (i, v) in t.wan_latency.iter().enumerate() {
-            durations.push((p(&["topology", "wan_latency"]).index(i), v.0));
+            dur(p(&["topology", "wan_latency"]).index(i), v);
         }
         for (i, v) in t.backbone_latency.iter().enumerate() {
-            durations.push((p(&["topology", "backbone_latency"]).index(i), v.0));
+            dur(p(&["topology", "backbone_latency"]).index(i), v);
         }
         for (i, a) in raw.apps.iter().enumerate() {
-            durations.push((KeyPath::root().key("app").index(i).key("duration"), a.duration.0));
+            dur(KeyPath::root().key("app").index(i).key("duration"), &a.duration);
         }
-        let mut d = |path: &[&str], v: &Duration| durations.push((p(path), v.0));
         let n = &raw.nlb;
         if let Some(mtbf) = &n.mtbf {
-            d(&["nlb", "mtbf"], mtbf);
+            dur(p(&["nlb", "mtbf"]), mtbf);
         }
         for (name, v) in [
             ("mttr", &n.mttr),
@@ -771,7 +778,7 @@ impl Validator<'_> {
             ("app_retry", &n.app_retry),
             ("app_timeout", &n.app_timeout),
         ] {
-            d(&["nlb", name], v);
+            dur(p(&["nlb", name]), v);
         }
         if let Some(i) = &raw.ipsec {
             for (name, v) in [
@@ -782,31 +789,31 @@ impl Validator<'_> {
                 ("fallback_delay_simple_policy", &i.fallback_delay_simple_policy),
                 ("dh_cpu", &i.dh_cpu),
             ] {
-                d(&["ipsec", name], v);
+                dur(p(&["ipsec", name]), v);
             }
         }
         if let Some(x) = &raw.packet {
-            d(&["packet", "cpu_per_packet"], &x.cpu_per_packet);
+            dur(p(&["packet", "cpu_per_packet"]), &x.cpu_per_packet);
         }
         if let Some(r) = &raw.rollout {
-            d(&["rollout", "gp_refresh"], &r.gp_refresh);
-            d(&["rollout", "gp_refresh_jitter"], &r.gp_refresh_jitter);
+            dur(p(&["rollout", "gp_refresh"]), &r.gp_refresh);
+            dur(p(&["rollout", "gp_refresh_jitter"]), &r.gp_refresh_jitter);
         }
         if let Some(x) = &raw.population {
-            d(&["population", "rejoin_delay"], &x.rejoin_delay);
+            dur(p(&["population", "rejoin_delay"]), &x.rejoin_delay);
         }
         if let Some(x) = &raw.nap {
-            d(&["nap", "auto_remediation_time"], &x.auto_remediation_time);
-            d(&["nap", "manual_remediation_time"], &x.manual_remediation_time);
+            dur(p(&["nap", "auto_remediation_time"]), &x.auto_remediation_time);
+            dur(p(&["nap", "manual_remediation_time"]), &x.manual_remediation_time);
         }
         if let Some(h) = &raw.helpdesk {
-            d(&["helpdesk", "mean_service"], &h.mean_service);
-            d(&["helpdesk", "trained_service"], &h.trained_service);
-            d(&["helpdesk", "noticeable_delay"], &h.noticeable_delay);
+            dur(p(&["helpdesk", "mean_service"]), &h.mean_service);
+            dur(p(&["helpdesk", "trained_service"]), &h.trained_service);
+            dur(p(&["helpdesk", "noticeable_delay"]), &h.noticeable_delay);
         }
         for (i, f) in n.failures.iter().enumerate() {
             let at = KeyPath::root().key("nlb").key("failure").index(i);
-            durations.push((at.key("down"), f.down.0));
+            dur(at.key("down"), &f.down);
             days.push((at.key("day"), f.day));
         }
         if let Some(r) = &raw.rollout {

@@ -600,6 +600,11 @@ impl LayeredMap {
         self.layer_for(path).error(path, message)
     }
 
+    /// Whether any layer spells out a value at `path`.
+    pub fn contains(&self, path: &KeyPath) -> bool {
+        self.layers.iter().any(|l| l.contains(path))
+    }
+
     /// The most specific layer's file name.
     pub fn file(&self) -> &str {
         self.layers[0].file()

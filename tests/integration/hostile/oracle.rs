@@ -76,49 +76,55 @@ pub struct Located {
     pub rest: String,
 }
 
-/// Every `X.toml:L:C: ...` in `text` (X a path ending in `.toml`, or the built-in name).
+/// Every `FILE:L:C: ...` in `text`: a line and column in digits between colons, then a
+/// space; the file name runs back to the start of the line or to the previous `: ` or
+/// `; ` (a sweep error quotes a scenario's diagnostics after its own prefix).
 pub fn located(text: &str) -> Vec<Located> {
     let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(off) = text[from..].find(".toml:") {
-        let end_of_file = from + off + ".toml".len();
-        // The file name starts after the previous separator (start, newline, "; " or ": ").
-        let head = &text[..end_of_file];
-        let start = [head.rfind('\n').map(|i| i + 1), head.rfind("; ").map(|i| i + 2), head.rfind(": ").map(|i| i + 2)]
+    let b = text.as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    for i in 0..b.len() {
+        if b[i] != b':' {
+            continue;
+        }
+        let n1 = digits(i + 1);
+        let j = i + 1 + n1;
+        if n1 == 0 || b.get(j) != Some(&b':') {
+            continue;
+        }
+        let n2 = digits(j + 1);
+        let k = j + 1 + n2;
+        if n2 == 0 || b.get(k) != Some(&b':') || b.get(k + 1) != Some(&b' ') {
+            continue;
+        }
+        let head = &text[..i];
+        let start = [head.rfind('\n').map(|x| x + 1), head.rfind("; ").map(|x| x + 2), head.rfind(": ").map(|x| x + 2)]
             .into_iter()
             .flatten()
             .max()
             .unwrap_or(0);
-        let file = text[start..end_of_file].to_string();
-        let tail = &text[end_of_file + 1..];
-        let mut parts = tail.splitn(3, ':');
-        let line = parts.next().and_then(|s| s.parse::<usize>().ok());
-        let col = parts.next().and_then(|s| s.parse::<usize>().ok());
-        if let (Some(line), Some(col), Some(rest)) = (line, col, parts.next()) {
-            let rest = rest.strip_prefix(' ').unwrap_or(rest);
-            let rest = rest.split(['\n', ';']).next().unwrap_or("").to_string();
-            out.push(Located { file, line, col, rest });
-        }
-        from = end_of_file;
+        let (Ok(line), Ok(col)) = (text[i + 1..j].parse(), text[j + 1..k].parse()) else { continue };
+        let rest = text[k + 2..].split(['\n', ';']).next().unwrap_or("").to_string();
+        out.push(Located { file: text[start..i].to_string(), line, col, rest });
     }
     out
 }
 
 /// A rendered error (a sweep's, or `domiso validate`'s stderr) must hold at least one
-/// well-formed `file:line:col: key: message`, in a file that exists and within it.
+/// well-formed `file:line:col: key: message` naming a file that exists, within it, with a
+/// key path (unless the file is not TOML). Candidates whose "file" cannot be read are text
+/// that only looks like a position (a sweep's point label `open = 24:00:00: ...`).
 pub fn rendered(text: &str, case_file: &Path) -> Result<(), String> {
-    let found = located(text);
+    let found: Vec<(Located, Vec<u8>)> =
+        located(text).into_iter().filter_map(|l| text_of(&l.file).map(|bytes| (l, bytes))).collect();
     if found.is_empty() {
-        return Err(format!("no file:line:col in the error: {text}"));
+        return Err(format!("no file:line:col naming a readable file in the error: {text}"));
     }
-    for l in &found {
-        let Some(bytes) = text_of(&l.file) else {
-            return Err(format!("names a file that cannot be read ({}): {text}", l.file));
-        };
-        position_in(&l.file, &bytes, l.line, l.col).map_err(|e| format!("{e}: {text}"))?;
+    for (l, bytes) in &found {
+        position_in(&l.file, bytes, l.line, l.col).map_err(|e| format!("{e}: {text}"))?;
         let key = l.rest.split(": ").next().unwrap_or("");
         let has_key = l.rest.contains(": ") && looks_like_key_path(key);
-        if !has_key && is_toml(&bytes) {
+        if !has_key && is_toml(bytes) {
             return Err(format!("no key path at {}:{}:{} ({}): {text}", l.file, l.line, l.col, case_file.display()));
         }
     }
