@@ -148,6 +148,20 @@ impl Plan {
     fn exchanges(&self) -> u64 {
         self.n_up.max(self.n_down)
     }
+    /// The exchanges as runs of identical shape, `(first index, count)`: only the last
+    /// message each way differs from the full ones, and one side may stop before the
+    /// other, so the break points are few whatever the session's size.
+    fn identical_runs(&self) -> Vec<(u64, u64)> {
+        let n = self.exchanges();
+        let mut breaks: Vec<u64> =
+            [0, self.n_up.saturating_sub(1), self.n_up, self.n_down.saturating_sub(1), self.n_down, n]
+                .into_iter()
+                .filter(|&b| b <= n)
+                .collect();
+        breaks.sort_unstable();
+        breaks.dedup();
+        breaks.windows(2).filter(|w| w[1] > w[0]).map(|w| (w[0], w[1] - w[0])).collect()
+    }
     fn up_size(&self, i: u64) -> Option<u64> {
         (i < self.n_up).then(|| if i + 1 == self.n_up { self.last_up } else { self.full_up })
     }
@@ -231,20 +245,7 @@ impl PacketModel {
             let segments = q + u64::from(r > 0);
             t.add_sized(1 - dir, count * pure_acks(segments, reply_follows), ack);
         };
-        // Exchanges fall into runs of identical shape between these break points.
-        let n = plan.exchanges();
-        let mut breaks: Vec<u64> =
-            [0, plan.n_up.saturating_sub(1), plan.n_up, plan.n_down.saturating_sub(1), plan.n_down, n]
-                .into_iter()
-                .filter(|&b| b <= n)
-                .collect();
-        breaks.sort_unstable();
-        breaks.dedup();
-        for w in breaks.windows(2) {
-            let (i, count) = (w[0], w[1] - w[0]);
-            if count == 0 {
-                continue;
-            }
+        for (i, count) in plan.identical_runs() {
             if let Some(m) = plan.up_size(i) {
                 message(&mut t, 0, m, count, plan.down_size(i).is_some());
             }
@@ -358,20 +359,7 @@ impl PacketModel {
             let segments = q + u64::from(r > 0);
             push(out, 1 - dir, PacketKind::Ack, ACK + x, 0, count * pure_acks(segments, reply_follows));
         };
-        // The same runs of identical exchanges as `totals`.
-        let n = plan.exchanges();
-        let mut breaks: Vec<u64> =
-            [0, plan.n_up.saturating_sub(1), plan.n_up, plan.n_down.saturating_sub(1), plan.n_down, n]
-                .into_iter()
-                .filter(|&b| b <= n)
-                .collect();
-        breaks.sort_unstable();
-        breaks.dedup();
-        for w in breaks.windows(2) {
-            let (i, count) = (w[0], w[1] - w[0]);
-            if count == 0 {
-                continue;
-            }
+        for (i, count) in plan.identical_runs() {
             if let Some(m) = plan.up_size(i) {
                 message(&mut out, 0, m, count, plan.down_size(i).is_some());
             }

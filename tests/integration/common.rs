@@ -90,3 +90,18 @@ pub fn tshark_fields(file: &Path, opts: &[&str], fields: &[&str]) -> Vec<Vec<Str
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
 }
+
+/// The finished rows of a sweep's `rows/` directory with their modification times (none
+/// if the directory does not exist yet), to show which rows a resumed sweep left alone.
+pub fn row_mtimes(rows: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    std::fs::read_dir(rows)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
+        })
+        .collect()
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::{RngExt, SeedableRng};
 
-use crate::common::{domiso, repo, scratch};
+use crate::common::{domiso, repo, row_mtimes, scratch};
 use crate::run::assert_same_run;
 
 #[derive(Copy, Clone, Debug)]
@@ -186,16 +186,7 @@ fn sweeps_killed_again_and_again_resume_to_the_uninterrupted_result() {
         for (p, t) in &seen {
             assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *t, "{} was recomputed", p.display());
         }
-        seen = std::fs::read_dir(&rows)
-            .into_iter()
-            .flatten()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .map(|p| {
-                let t = std::fs::metadata(&p).unwrap().modified().unwrap();
-                (p, t)
-            })
-            .collect();
+        seen = row_mtimes(&rows);
         if finished {
             break;
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{domiso, repo, scenario_path, scratch};
+use crate::common::{domiso, repo, row_mtimes, scenario_path, scratch};
 
 /// A small campus (3,000 clients, one day): a run takes well under a second.
 fn tiny_base(dir: &Path) -> PathBuf {
@@ -137,15 +137,7 @@ fn a_killed_sweep_resumes_without_recomputing_finished_runs() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let finished: Vec<(PathBuf, std::time::SystemTime)> = std::fs::read_dir(&rows)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
-            (p, t)
-        })
-        .collect();
+    let finished = row_mtimes(&rows);
     assert!(finished.len() >= 6 && finished.len() < 36, "{} rows when killed", finished.len());
     let o = domiso(&["sweep", file.to_str().unwrap(), "--jobs", "2", "--resume", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
