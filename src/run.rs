@@ -270,12 +270,32 @@ pub fn lint_scenario(sc: &Scenario, seed: u64) -> Result<Vec<crate::model::lint:
     })
 }
 
+/// Refuses a capture path that cannot be written before the run starts, not after it:
+/// its directory must exist and the path must not be a directory.
+fn check_pcap_target(path: &Path) -> Result<(), RunError> {
+    let refuse = |kind: std::io::ErrorKind, why: String| RunError::Pcap {
+        path: path.display().to_string(),
+        source: std::io::Error::new(kind, why),
+    };
+    if path.is_dir() {
+        return Err(refuse(std::io::ErrorKind::IsADirectory, "it is a directory".into()));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(refuse(std::io::ErrorKind::NotFound, format!("the directory {} does not exist", parent.display())));
+    }
+    Ok(())
+}
+
 /// Runs a scenario and writes its run directory. `progress` gets the fraction done.
 pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let sc = req.scenario;
     if req.pcap.is_some() && !req.granularity.packets() {
         return Err(RunError::PcapNeedsPackets);
+    }
+    if let Some(path) = &req.pcap {
+        check_pcap_target(path)?;
     }
     let campus = generate_campus(sc, req.seed)?;
     let census = Census::of(&campus);

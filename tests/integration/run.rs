@@ -245,3 +245,40 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
     );
     assert_eq!(traffic.network_duration(&session(100_000_000), &same, t), SimDuration::from_millis(10));
 }
+
+#[test]
+fn a_capture_path_that_cannot_be_written_is_refused_before_the_run() {
+    let dir = scratch("run-pcap-target");
+    let scenario = crate::common::scenario_path("reduced-secure-request-day.toml");
+    let out = dir.join("out");
+    for (pcap, says) in [(dir.join("no-such-dir").join("c.pcap"), "does not exist"), (dir.clone(), "is a directory")] {
+        let o = domiso(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--granularity",
+            "packet",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(pcap.to_str().unwrap()) && err.contains(says), "{err}");
+        assert!(!out.exists(), "a refused run wrote its directory");
+    }
+    // Refused before anything is simulated: the run reports no progress at all.
+    let (sc, _) = reduced();
+    let req = RunRequest {
+        scenario: sc,
+        seed: 1,
+        days: 1,
+        out: out.clone(),
+        granularity: run::Granularity::Packet,
+        pcap: Some(dir.join("no-such-dir").join("c.pcap")),
+    };
+    let mut reports = 0;
+    assert!(matches!(run::execute(&req, &mut |_| reports += 1), Err(run::RunError::Pcap { .. })));
+    assert_eq!(reports, 0, "the run was simulated before its capture path was checked");
+}
