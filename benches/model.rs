@@ -45,7 +45,15 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn run_once(sc: &Scenario, days: u32, name: &str) -> u64 {
-    let req = RunRequest { scenario: sc, seed: 1, days, out: out_dir(name), granularity: Granularity::Sa, pcap: None };
+    let req = RunRequest {
+        scenario: sc,
+        seed: 1,
+        days,
+        out: out_dir(name),
+        granularity: Granularity::Sa,
+        pcap: None,
+        draw_ahead: true,
+    };
     run::execute(&req, &mut |_| {}).unwrap().summary.events_processed
 }
 

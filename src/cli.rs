@@ -672,6 +672,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
             GranularityArg::Both => run::Granularity::Both,
         },
         pcap: args.pcap.clone(),
+        draw_ahead: true,
     };
     let mut progress = |f: f64| {
         if let Some(b) = &bar {

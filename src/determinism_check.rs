@@ -5,9 +5,10 @@
 //! Contract:
 //! - Both runs are [`run::execute`] with the same request but for where they write, so the
 //!   check covers exactly what a normal run writes, through the same atomic commit.
-//! - The second run executes inside a one-thread rayon pool: a run is single-threaded
-//!   today, and if any part of it ever goes parallel, the check compares a parallel run
-//!   with a serial one.
+//! - The first run draws each day's sessions ahead on a second thread (as `domiso run`
+//!   does); the second draws them inline, inside a one-thread rayon pool. So the check
+//!   compares a parallel run with a serial one, and would catch any part of a run whose
+//!   result depended on how it was spread over threads.
 //! - When every file is the same (measurements aside), the first run's directory is renamed
 //!   into place as the run directory (atomically replacing an old one, as a normal run
 //!   does) and its capture renamed onto the `--pcap` path. Otherwise nothing is written
@@ -69,7 +70,10 @@ pub fn run_twice<'a>(req: &'a RunRequest<'a>, progress: &mut (dyn FnMut(f64) + S
         // Registered before the run, so a failed run leaves nothing behind either.
         scratch.0.push(out.clone());
         scratch.0.extend(pcap.clone());
-        let this = RunRequest { out, pcap, ..*req };
+        // The second run also draws its sessions inline, on the loop's thread, instead of
+        // a day ahead on another: one thread in all, against the first run's several.
+        let draw_ahead = req.draw_ahead && k == 1;
+        let this = RunRequest { out, pcap, draw_ahead, ..*req };
         let base = f64::from(k - 1) / 2.0;
         let mut half = |f: f64| progress(base + f / 2.0);
         let outcome = if k == 1 {

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::engine::queue::EventQueue;
+use crate::engine::rng::RngStreams;
 use crate::engine::sim::{self, Progress, Stop};
 use crate::engine::{SimDuration, SimTime};
 use crate::model::campaign::Campaign;
 use crate::model::campus::{Campus, CampusError};
 use crate::model::census::{Census, round4};
+use crate::model::day_plan::{self, DayPlan};
 use crate::model::helpdesk::{Cause, DayReport};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
@@ -112,6 +114,9 @@ pub struct RunRequest<'a> {
     pub granularity: Granularity,
     /// Write the packets of the scenario's capture window here (packet granularity).
     pub pcap: Option<PathBuf>,
+    /// Draw each day's sessions ahead on a second thread (the outputs are the same either
+    /// way). Worth it for a run on its own; a sweep already keeps every core busy.
+    pub draw_ahead: bool,
 }
 
 /// What a finished run reports back.
@@ -343,11 +348,36 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     // Queue length sampled every few thousand events: the engine's load for `domiso bench`.
     let (mut pending_sum, mut pending_samples, mut pending_max) = (0u64, 0u64, 0usize);
     let stop = Stop { until: None, max_events: None, cancel: Some(&crate::interrupt::REQUESTED) };
-    let stats = sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
-        pending_sum += p.pending as u64;
-        pending_samples += 1;
-        pending_max = pending_max.max(p.pending);
-        progress(p.now.as_nanos() as f64 / horizon)
+    // Sessions are drawn a day ahead on a second thread while the loop replays the day
+    // before (model::day_plan): the same draws, so the same outputs, on any thread count.
+    let sampled = req.draw_ahead.then(|| world.campaign.sampled.clone());
+    let stats = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DayPlan>(0);
+        let (campus, traffic, streams, days) = (&campus, &traffic, RngStreams::new(req.seed), req.days);
+        s.spawn(move || {
+            let Some(sampled) = sampled else { return };
+            let mut expected = 0;
+            for day in 0..days {
+                let plan = DayPlan::draw(campus, traffic, &streams, &sampled, day, day_plan::DEFAULT_BUDGET, expected);
+                expected = expected.max(plan.len()); // weekdays are the busiest
+                if tx.send(plan).is_err() {
+                    break; // the loop stopped early
+                }
+            }
+        });
+        world.draw_ahead(Box::new(move |_| rx.recv().ok()));
+        let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
+                pending_sum += p.pending as u64;
+                pending_samples += 1;
+                pending_max = pending_max.max(p.pending);
+                progress(p.now.as_nanos() as f64 / horizon)
+            })
+        }));
+        // Closing the channel lets the drawing thread end, so the scope can join it (also
+        // when the loop panicked).
+        world.stop_drawing_ahead();
+        stats.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     let sim_s = sim_started.elapsed().as_secs_f64();
     if stats.stopped_by == sim::StopReason::Cancelled {

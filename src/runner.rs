@@ -456,6 +456,7 @@ fn run_one(plan: &Plan, run_index: usize, out: &Path) -> Result<Row, SweepError>
         out: dir.clone(),
         granularity: plan.granularity(),
         pcap: None,
+        draw_ahead: false,
     };
     let outcome = run::execute(&req, &mut |_| {}).map_err(|e| fail(e.to_string()))?;
     if !plan.keep_runs {

@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod campus;
 pub mod census;
+pub mod day_plan;
 pub mod esp;
 pub mod helpdesk;
 pub mod ids;

@@ -20,6 +20,7 @@
 
 use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
+use super::day_plan::{DayPlan, NO_SLOT, Slot};
 use super::ids::{ClusterId, HostId, LinkId};
 use super::kinds::{HostKind, Os};
 use super::nlb::Outage;
@@ -52,7 +53,12 @@ pub mod class {
 pub enum Event {
     DayStart(u32),
     DayEnd(u32),
-    Arrival { host: HostId, seq: u32 },
+    /// `slot`: where the day's plan holds this arrival's draws ([`NO_SLOT`] if it does not).
+    Arrival {
+        host: HostId,
+        seq: u32,
+        slot: Slot,
+    },
     Sa(SaTimer),
     Campaign(CampaignEvent),
     Node(NodeEvent),
@@ -385,8 +391,15 @@ pub struct World<'a, O: Observer> {
     bins: LinkBins,
     today: DayTotals,
     outages: Vec<Outage>,
+    /// Where the day's session draws come from when they are drawn ahead (see
+    /// [`World::draw_ahead`]), and the plan of the day being simulated.
+    plan_source: Option<PlanSource<'a>>,
+    plan: Option<DayPlan>,
     pub observer: O,
 }
+
+/// Hands over the plan of a day (asked for in day order), or `None` to draw inline.
+pub type PlanSource<'a> = Box<dyn FnMut(u32) -> Option<DayPlan> + 'a>;
 
 impl<'a, O: Observer> World<'a, O> {
     pub fn new(
@@ -415,8 +428,23 @@ impl<'a, O: Observer> World<'a, O> {
             bins: LinkBins::new(campus, bin),
             today: DayTotals::default(),
             outages,
+            plan_source: None,
+            plan: None,
             observer,
         }
+    }
+
+    /// Takes each day's session draws from `source` (e.g. a thread drawing the next day
+    /// while this one is simulated). Outputs are the same with or without it: a plan holds
+    /// only exact draws, and whatever it lacks is drawn here.
+    pub fn draw_ahead(&mut self, source: PlanSource<'a>) {
+        self.plan_source = Some(source);
+    }
+
+    /// Drops the plan source (and with it, e.g., the channel a drawing thread waits on).
+    pub fn stop_drawing_ahead(&mut self) {
+        self.plan_source = None;
+        self.plan = None;
     }
 
     /// Puts the first events of the run on the queue.
@@ -472,22 +500,26 @@ impl<'a, O: Observer> World<'a, O> {
                 ..IpsecDay::default()
             };
         }
+        self.plan = self.plan_source.as_mut().and_then(|next| next(day)).filter(|p| p.day() == day);
         for h in 0..self.campus.hosts.len() {
             if !self.campaign.sampled[h] {
                 continue;
             }
             let id = HostId::from_index(h);
             if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
-                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1 });
+                let slot = self.plan.as_ref().map_or(NO_SLOT, |p| p.first_slot(id));
+                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1, slot });
             }
         }
         queue.push(SimTime::start_of_day(day + 1), class::DAY_END, Event::DayEnd(day));
     }
 
-    fn arrival(&mut self, host: HostId, seq: u32, now: SimTime, queue: &mut EventQueue<Event>) {
-        let (next, session) = arrival_step(self.campus, self.traffic, &self.streams, host, seq, now);
+    fn arrival(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime, queue: &mut EventQueue<Event>) {
+        let planned = self.plan.as_ref().filter(|p| p.day() == now.day()).and_then(|p| p.step(host, seq, slot));
+        let ((next, session), next_slot) = planned
+            .unwrap_or_else(|| (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), NO_SLOT));
         if let Some(t) = next {
-            queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1 });
+            queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1, slot: next_slot });
         }
         if let Some(s) = session {
             self.account(host, seq, now, &s, queue);
@@ -758,7 +790,7 @@ impl<'a, O: Observer> World<'a, O> {
 impl<O: Observer> Handler<Event> for World<'_, O> {
     fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) -> Flow {
         match event {
-            Event::Arrival { host, seq } => self.arrival(host, seq, now, queue),
+            Event::Arrival { host, seq, slot } => self.arrival(host, seq, slot, now, queue),
             Event::DayStart(d) => self.start_day(d, queue),
             Event::DayEnd(d) => self.end_day(d, queue),
             Event::Campaign(ev) => {

@@ -196,8 +196,15 @@ fn a_difference_between_the_two_runs_writes_nothing() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("timeline.csv"), "an older run").unwrap();
     let sc = crate::common::load("reduced-campus.toml");
-    let req =
-        RunRequest { scenario: &sc, seed: 1, days: 2, out: out.clone(), granularity: Granularity::Sa, pcap: None };
+    let req = RunRequest {
+        scenario: &sc,
+        seed: 1,
+        days: 2,
+        out: out.clone(),
+        granularity: Granularity::Sa,
+        pcap: None,
+        draw_ahead: false,
+    };
     let runs = run_twice(&req, &mut |_| {}).unwrap();
     let (first, second) = runs.dirs();
     assert!(first.parent() == Some(&dir) && second.parent() == Some(&dir), "temporaries are siblings of the output");

@@ -25,8 +25,15 @@ fn run_variant(name: &str, body: &str) -> PathBuf {
     std::fs::write(&file, format!("extends = {:?}\nname = {name:?}\n{body}", base.display().to_string())).unwrap();
     let sc = build::load(&file).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.join("out");
-    let req =
-        RunRequest { scenario: &sc, seed: 1, days: 1, out: out.clone(), granularity: run::Granularity::Sa, pcap: None };
+    let req = RunRequest {
+        scenario: &sc,
+        seed: 1,
+        days: 1,
+        out: out.clone(),
+        granularity: run::Granularity::Sa,
+        pcap: None,
+        draw_ahead: false,
+    };
     run::execute(&req, &mut |_| {}).unwrap();
     out
 }

@@ -169,6 +169,7 @@ fn session_counts_match_the_rates_the_model_was_given() {
         out: dir.join("out"),
         granularity: run::Granularity::Sa,
         pcap: None,
+        draw_ahead: false,
     };
     run::execute(&req, &mut |_| {}).unwrap();
     let traffic = TrafficModel::new(sc);
@@ -277,6 +278,7 @@ fn a_capture_path_that_cannot_be_written_is_refused_before_the_run() {
         out: out.clone(),
         granularity: run::Granularity::Packet,
         pcap: Some(dir.join("no-such-dir").join("c.pcap")),
+        draw_ahead: true,
     };
     let mut reports = 0;
     assert!(matches!(run::execute(&req, &mut |_| reports += 1), Err(run::RunError::Pcap { .. })));

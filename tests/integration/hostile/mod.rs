@@ -308,8 +308,15 @@ fn check_scenario(case: &Case, stats: &Stats) -> Result<(), TestCaseError> {
             let _ = std::fs::remove_dir_all(&out);
             let granularity =
                 if case.depth == 3 && sc.packet.is_some() { Granularity::Packet } else { Granularity::Sa };
-            let req =
-                RunRequest { scenario: &sc, seed: sc.run.seed, days: 1, out: out.clone(), granularity, pcap: None };
+            let req = RunRequest {
+                scenario: &sc,
+                seed: sc.run.seed,
+                days: 1,
+                out: out.clone(),
+                granularity,
+                pcap: None,
+                draw_ahead: false,
+            };
             match run::execute(&req, &mut |_| {}) {
                 Ok(_) => bump(&stats.runs),
                 Err(e) => {
