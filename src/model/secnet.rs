@@ -135,6 +135,8 @@ pub struct SecNet<'a> {
     pub live_soft: u64,
     /// Most main-mode plus quick-mode SAs alive at once in the run.
     pub live_peak: u64,
+    /// Most slots the SA table had at once (see [`SecNet::sa_table_bytes`]).
+    table_slots_peak: usize,
     /// NLB node failures, when the campus has clusters.
     failover: Option<Failover>,
 }
@@ -245,6 +247,7 @@ impl<'a> SecNet<'a> {
             live_qm: 0,
             live_soft: 0,
             live_peak: 0,
+            table_slots_peak: 0,
             failover: None,
         };
         net.publish(set, pop);
@@ -595,6 +598,7 @@ impl<'a> SecNet<'a> {
         conn.timers = timers;
         if !entry.state.is_empty() {
             self.sas.insert(key, entry);
+            self.table_slots_peak = self.table_slots_peak.max(self.sas.capacity());
         }
         conn
     }
@@ -675,11 +679,12 @@ impl<'a> SecNet<'a> {
     }
 
     /// Live SAs of a host (main mode, quick mode).
-    /// Bytes the SA table holds: its slots (a host pair's entry keeps that pair's main-mode
-    /// and quick-mode SAs) and one control byte per slot. The table never shrinks, so at
-    /// the end of a run this is its size at the busiest moment.
+    /// Bytes the SA table held at its largest: its slots (a host pair's entry keeps that
+    /// pair's main-mode and quick-mode SAs) and one control byte per slot. Tracked at every
+    /// insert: the table's capacity at the end of a run can be far below its peak (it is
+    /// rebuilt smaller when emptied pairs leave it mostly tombstones).
     pub fn sa_table_bytes(&self) -> u64 {
-        self.sas.capacity() as u64 * (std::mem::size_of::<(u64, PairEntry)>() as u64 + 1)
+        self.table_slots_peak as u64 * (std::mem::size_of::<(u64, PairEntry)>() as u64 + 1)
     }
 
     pub fn live_of(&self, host: HostId) -> (u32, u32) {
