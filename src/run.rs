@@ -388,9 +388,14 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         });
     }
     let sa_memory = world.secnet.as_ref().map(|net| (net.sa_table_bytes(), net.live_peak));
-    let server_rows =
-        world.secnet.as_ref().map(|net| server_rows(sc, &campus, net, world.packets.as_ref())).unwrap_or_default();
-    let server_peaks = world.secnet.as_ref().map(|net| {
+    let scale = world.campaign.scale;
+    let server_rows = world
+        .secnet
+        .as_ref()
+        .map(|net| server_rows(sc, &campus, net, world.packets.as_ref(), scale))
+        .unwrap_or_default();
+    // A server's peaks under a traffic sample are the peaks of its sampled clients only.
+    let server_peaks = world.secnet.as_ref().filter(|_| scale == 1.0).map(|net| {
         let qm = net.servers.iter().map(|s| u64::from(s.1.peak_qm)).max().unwrap_or(0);
         let mem = net.servers.iter().map(|s| s.1.peak_memory_bytes).max().unwrap_or(0);
         (qm, mem)
@@ -398,7 +403,6 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     let packet_layer = world.packets.take();
     let campaign_days = std::mem::take(&mut world.campaign.days);
     let rollout_log = std::mem::take(&mut world.campaign.log);
-    let scale = world.campaign.scale;
     // Peaks of a traffic sample say nothing about the peaks of the whole: busy-link
     // figures are only reported when every host's traffic is simulated.
     let peaks = scale == 1.0;
@@ -937,13 +941,28 @@ fn pct(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| round4(100.0 * part as f64 / whole as f64))
 }
 
-/// The busiest servers by peak quick-mode SAs (ties: memory, then host order).
-fn server_rows(sc: &Scenario, campus: &Campus, net: &SecNet, packets: Option<&PacketLayer>) -> Vec<ServerRow> {
+/// The busiest servers by peak quick-mode SAs (ties: memory, then host order). Under a
+/// traffic sample (`scale` > 1) peaks are left empty and servers ranked by quick modes,
+/// whose totals scale.
+fn server_rows(
+    sc: &Scenario,
+    campus: &Campus,
+    net: &SecNet,
+    packets: Option<&PacketLayer>,
+    scale: f64,
+) -> Vec<ServerRow> {
     let Some(params) = &sc.ipsec else { return Vec::new() };
+    let whole = scale == 1.0;
     let mut all: Vec<_> = net.servers.iter().filter(|(_, s)| s.peak_qm > 0 || s.peak_mm > 0).collect();
     all.sort_by(|a, b| {
-        b.1.peak_qm.cmp(&a.1.peak_qm).then(b.1.peak_memory_bytes.cmp(&a.1.peak_memory_bytes)).then(a.0.cmp(&b.0))
+        let load = if whole {
+            b.1.peak_qm.cmp(&a.1.peak_qm).then(b.1.peak_memory_bytes.cmp(&a.1.peak_memory_bytes))
+        } else {
+            b.1.quick_modes.cmp(&a.1.quick_modes).then(b.1.main_modes.cmp(&a.1.main_modes))
+        };
+        load.then(a.0.cmp(&b.0))
     });
+    let scaled = |n: u64| if whole { n } else { (n as f64 * scale).round() as u64 };
     all.into_iter()
         .take(params.servers_reported as usize)
         .map(|(h, s)| {
@@ -959,13 +978,13 @@ fn server_rows(sc: &Scenario, campus: &Campus, net: &SecNet, packets: Option<&Pa
                     .policy_of(*h)
                     .map(|p| sc.policy.policies[p as usize].name.clone())
                     .unwrap_or_else(|| "none".into()),
-                peak_qm_sas: s.peak_qm,
-                peak_mm_sas: s.peak_mm,
-                main_modes: s.main_modes,
-                quick_modes: s.quick_modes,
-                peak_main_modes_per_s: round4(per_s),
-                peak_dh_cpu_pct: round4(100.0 * per_s * params.sa.dh_cpu.as_secs_f64()),
-                peak_sa_memory_bytes: s.peak_memory_bytes,
+                peak_qm_sas: whole.then_some(s.peak_qm),
+                peak_mm_sas: whole.then_some(s.peak_mm),
+                main_modes: scaled(s.main_modes),
+                quick_modes: scaled(s.quick_modes),
+                peak_main_modes_per_s: whole.then(|| round4(per_s)),
+                peak_dh_cpu_pct: whole.then(|| round4(100.0 * per_s * params.sa.dh_cpu.as_secs_f64())),
+                peak_sa_memory_bytes: whole.then_some(s.peak_memory_bytes),
                 peak_hour_ipsec_cpu_pct: packets.and_then(|p| p.server_cpu_pct(*h)).map(round4),
             }
         })

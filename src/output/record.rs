@@ -384,15 +384,18 @@ pub struct ServerRow {
     pub os: &'static str,
     pub site: String,
     pub policy: String,
-    pub peak_qm_sas: u32,
-    pub peak_mm_sas: u32,
+    /// Peaks are empty when traffic is sampled (`run.traffic_sample` < 1): a server then
+    /// meets only the sampled share of its clients, and the peak of a share does not
+    /// scale to the peak of the whole. Main and quick modes are then scaled totals.
+    pub peak_qm_sas: Option<u32>,
+    pub peak_mm_sas: Option<u32>,
     pub main_modes: u64,
     pub quick_modes: u64,
     /// Busiest minute's main modes, per second.
-    pub peak_main_modes_per_s: f64,
+    pub peak_main_modes_per_s: Option<f64>,
     /// Diffie-Hellman CPU in the busiest minute, percent of one core.
-    pub peak_dh_cpu_pct: f64,
-    pub peak_sa_memory_bytes: u64,
+    pub peak_dh_cpu_pct: Option<f64>,
+    pub peak_sa_memory_bytes: Option<u64>,
     /// Packet granularity: ESP processing CPU in the busiest hour, percent of one core.
     pub peak_hour_ipsec_cpu_pct: Option<f64>,
 }
@@ -472,7 +475,8 @@ pub struct Summary {
     pub protected_traffic_pct_end: Option<f64>,
     pub sa_negotiations_total: Option<u64>,
     pub blocked_connections_total: Option<u64>,
-    /// Highest live quick-mode SAs and SA memory of any one server over the run.
+    /// Highest live quick-mode SAs and SA memory of any one server over the run; null
+    /// when traffic is sampled (see `ServerRow`).
     pub server_qm_sas_peak: Option<u64>,
     pub server_sa_memory_peak_bytes: Option<u64>,
     /// Connections that waited for a fallback to clear, and their mean wait.

@@ -635,3 +635,44 @@ proptest! {
         }
     }
 }
+
+/// Under a traffic sample a server meets only the sampled share of its clients: its peaks
+/// are not reported (they would be a fraction of the real ones), its negotiation totals are
+/// scaled like every other count.
+#[test]
+fn a_traffic_sample_reports_no_server_peaks_and_scales_server_totals() {
+    let full = run_reduced_sa();
+    let dir = scratch("ipsec-day-sampled").join("run");
+    let out = domiso(&[
+        "run",
+        "scenarios/reduced-secure-request-day.toml",
+        "--set",
+        "run.traffic_sample=0.5",
+        "--out",
+        dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("summary.json")).unwrap()).unwrap()
+    };
+    let num = |r: &std::collections::HashMap<String, String>, k: &str| r[k].parse::<f64>().unwrap();
+    let (whole, half) = (summary(full), summary(&dir));
+    assert!(whole["server_qm_sas_peak"].as_u64().unwrap() > 0);
+    assert!(whole["server_sa_memory_peak_bytes"].as_u64().unwrap() > 0);
+    assert!(half["server_qm_sas_peak"].is_null() && half["server_sa_memory_peak_bytes"].is_null());
+    let total = |rows: &[std::collections::HashMap<String, String>], col: &str| -> f64 {
+        rows.iter().map(|r| num(r, col)).sum()
+    };
+    let (sw, sh) = (csv_rows(&full.join("servers.csv")), csv_rows(&dir.join("servers.csv")));
+    assert_eq!(sw.len(), sh.len());
+    for col in ["peak_qm_sas", "peak_mm_sas", "peak_main_modes_per_s", "peak_dh_cpu_pct", "peak_sa_memory_bytes"] {
+        assert!(sw.iter().all(|r| !r[col].is_empty()), "{col} filled in the full run");
+        assert!(sh.iter().all(|r| r[col].is_empty()), "{col} empty in the sampled run");
+    }
+    // The busiest servers' quick modes, scaled from half the clients, land near the full
+    // run's (the same servers lead; sampling noise on thousands of negotiations is small).
+    let ratio = total(&sh, "quick_modes") / total(&sw, "quick_modes");
+    assert!((0.85..1.15).contains(&ratio), "scaled quick modes {ratio:.3} of the full run's");
+    assert!(sh.windows(2).all(|w| num(&w[0], "quick_modes") >= num(&w[1], "quick_modes")), "ranked by quick modes");
+}
