@@ -357,7 +357,9 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         s.spawn(move || {
             let Some(sampled) = sampled else { return };
             let mut expected = 0;
-            for day in 0..days {
+            // Day 0 has nothing to overlap with (the loop would only wait for it): the loop
+            // draws it inline while this thread draws day 1.
+            for day in 1..days {
                 let plan = DayPlan::draw(campus, traffic, &streams, &sampled, day, day_plan::DEFAULT_BUDGET, expected);
                 expected = expected.max(plan.len()); // weekdays are the busiest
                 if tx.send(plan).is_err() {
@@ -365,7 +367,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 }
             }
         });
-        world.draw_ahead(Box::new(move |_| rx.recv().ok()));
+        world.draw_ahead(Box::new(move |day| if day == 0 { None } else { rx.recv().ok() }));
         let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
                 pending_sum += p.pending as u64;
