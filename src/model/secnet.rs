@@ -99,8 +99,22 @@ pub struct ServerStats {
 
 struct PairEntry {
     state: PairState,
-    /// When the pending idle check fires, if one is scheduled.
-    idle_check: Option<SimTime>,
+    /// When the pending idle check fires; `SimTime::MAX` when none is scheduled (a check
+    /// that far out never fires in a run either). Not an `Option`: that would add 8 bytes
+    /// to every entry of a table of hundreds of thousands.
+    idle_check_at: SimTime,
+}
+
+impl PairEntry {
+    const EMPTY: PairEntry = PairEntry { state: PairState::EMPTY, idle_check_at: SimTime::MAX };
+
+    fn idle_check(&self) -> Option<SimTime> {
+        (self.idle_check_at != SimTime::MAX).then_some(self.idle_check_at)
+    }
+
+    fn set_idle_check(&mut self, at: Option<SimTime>) {
+        self.idle_check_at = at.unwrap_or(SimTime::MAX);
+    }
 }
 
 /// One published version of the policy configuration, compiled for this campus.
@@ -488,7 +502,7 @@ impl<'a> SecNet<'a> {
         }
         let key = pair_key(init, resp);
         let p = self.params.sa;
-        let mut entry = self.sas.remove(&key).unwrap_or(PairEntry { state: PairState::EMPTY, idle_check: None });
+        let mut entry = self.sas.remove(&key).unwrap_or(PairEntry::EMPTY);
         let alive = |s: &PairState| s.idle_deadline(&p).is_some_and(|d| now < d);
         let mut fx = sa::Effects::default();
         let mut apply = |state: &mut PairState, ev: SaEvent, at: SimTime| {
@@ -589,9 +603,9 @@ impl<'a> SecNet<'a> {
         if let Some(at) = fx.mm_expires {
             timers[1] = Some(SaTimer::MainMode { pair: key, at });
         }
-        if entry.idle_check.is_none() {
+        if entry.idle_check().is_none() {
             if let Some(d) = entry.state.idle_deadline(&p) {
-                entry.idle_check = Some(d);
+                entry.set_idle_check(Some(d));
                 timers[0] = Some(SaTimer::Idle { pair: key, at: d });
             }
         }
@@ -612,7 +626,7 @@ impl<'a> SecNet<'a> {
         };
         let entry = self.sas.get_mut(&key)?;
         if let SaTimer::Idle { at, .. } = timer {
-            if entry.idle_check != Some(at) {
+            if entry.idle_check() != Some(at) {
                 // A check scheduled for an earlier incarnation of the pair: not ours.
                 return None;
             }
@@ -629,8 +643,8 @@ impl<'a> SecNet<'a> {
         }
         let mut next_timer = None;
         if let SaEvent::Expire = event {
-            entry.idle_check = entry.state.idle_deadline(&p);
-            next_timer = entry.idle_check.map(|at| SaTimer::Idle { pair: key, at });
+            entry.set_idle_check(entry.state.idle_deadline(&p));
+            next_timer = entry.idle_check().map(|at| SaTimer::Idle { pair: key, at });
         }
         if entry.state.is_empty() {
             self.sas.remove(&key);
