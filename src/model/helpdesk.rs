@@ -15,7 +15,7 @@
 //! # Contracts
 //! - Pure: no I/O, no clock. Time is [`SimTime`]/[`SimDuration`] (u64 ns); `f64` seconds
 //!   appear only in the Erlang formulas and when drawing a service time. Randomness comes
-//!   only from the `ChaCha8Rng` the caller passes (keyed per (entity, purpose, day) by the
+//!   only from the generator the caller passes (keyed per (entity, purpose, day) by the
 //!   caller, see `model::streams`); the draw order is documented on each function.
 //! - Weekdays are `0 = Monday .. 6 = Sunday`; 5 and 6 are the weekend. Larger values are
 //!   taken modulo 7.
@@ -35,8 +35,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::ops::{Index, IndexMut};
 
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Exp1, Poisson};
 use thiserror::Error;
 
@@ -357,7 +356,7 @@ pub struct Call {
 /// Draws, in order: the count (one Poisson draw, skipped when the mean or the weights are
 /// zero), then per call one `f64` for the hour and one `u64` for the instant. Pass a stream
 /// keyed by the day so that one day's draws never shift another's.
-pub fn baseline_calls(day: u32, weekday: u8, params: &HelpdeskParams, rng: &mut ChaCha8Rng) -> Vec<Call> {
+pub fn baseline_calls(day: u32, weekday: u8, params: &HelpdeskParams, rng: &mut impl Rng) -> Vec<Call> {
     let Some((open, close)) = params.open_window(day) else { return Vec::new() };
     let mean = params.baseline_daily_mean(weekday);
     let start = SimTime::start_of_day(day);
@@ -600,7 +599,7 @@ impl HelpdeskQueue {
         day: u32,
         weekday: u8,
         calls: &[Call],
-        rng: &mut ChaCha8Rng,
+        rng: &mut impl Rng,
     ) -> Result<DayReport, HelpdeskError> {
         let mean_s = self.params.mean_service.as_secs_f64();
         self.push_day_with(day, weekday, calls, |_| {

@@ -488,9 +488,11 @@ pub struct Packet {
 /// stand for 260,000 hosts, so the decision cache stays small and hot instead of holding
 /// one entry per (client subnet, server) pair. Every address that belongs to no host (a
 /// virtual IP, a foreign network) has a class of its own.
+#[derive(Default)]
 pub struct PolicyEngine {
     filters: Vec<Vec<CompiledFilter>>,
-    class: Vec<u64>,
+    /// Per host (a few dozen distinct values: u32 halves what a run keeps per version).
+    class: Vec<u32>,
     addr: Vec<u32>,
     /// Decisions by (policy, my class, peer class, outbound, service): addresses of one
     /// class decide alike, so the key holds classes only.
@@ -617,7 +619,17 @@ impl PolicyEngine {
 
     /// A host as a [`Peer`].
     pub fn host(&self, host: HostId) -> Peer {
-        Peer { addr: self.addr[host.index()], class: self.class[host.index()] }
+        Peer { addr: self.addr[host.index()], class: u64::from(self.class[host.index()]) }
+    }
+
+    /// Frees everything compiled (a version no host holds any more is never consulted
+    /// again; a rollout publishes a hundred versions, each several MB on a big campus).
+    pub fn release(&mut self) {
+        *self = PolicyEngine::default();
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.class.is_empty()
     }
 
     /// An address that belongs to no host (a virtual IP, a foreign network): its class is
@@ -636,7 +648,7 @@ fn membership_classes(
     filters: &[Vec<CompiledFilter>],
     singled: &FxHashSet<u32>,
     long_prefixes: &[(u32, u32, u8)],
-) -> Vec<u64> {
+) -> Vec<u32> {
     let sets: Vec<&AddrMatch> = filters
         .iter()
         .flatten()
@@ -659,8 +671,8 @@ fn membership_classes(
         })
         .collect();
     let words = sets.len().div_ceil(64);
-    let mut interned: FxHashMap<Vec<u64>, u64> = FxHashMap::default();
-    let mut by_subnet: Vec<Option<u64>> = vec![None; campus.subnets.len()];
+    let mut interned: FxHashMap<Vec<u64>, u32> = FxHashMap::default();
+    let mut by_subnet: Vec<Option<u32>> = vec![None; campus.subnets.len()];
     let mut bits = vec![0u64; words];
     campus
         .hosts
@@ -676,7 +688,7 @@ fn membership_classes(
                     bits[k / 64] |= 1 << (k % 64);
                 }
             }
-            let next = interned.len() as u64;
+            let next = interned.len() as u32;
             let c = *interned.entry(bits.clone()).or_insert(next);
             if !split {
                 by_subnet[h.subnet.index()] = Some(c);

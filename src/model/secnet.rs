@@ -129,6 +129,9 @@ pub struct SecNet<'a> {
     /// Every version published so far (the rollout adds one per change); hosts move to the
     /// latest at their Group Policy refresh.
     versions: Vec<Version>,
+    /// Per version: how many hosts hold it. A version no host holds, other than the
+    /// latest, has its compiled engine released.
+    holders: Vec<u32>,
     /// Per host: the version it applied and its policy in that version.
     applied: Vec<(u16, Option<u16>)>,
     /// Per host: a local policy (index in version 0's local policies) and its credentials.
@@ -247,6 +250,7 @@ impl<'a> SecNet<'a> {
             campus,
             params,
             versions: Vec::new(),
+            holders: Vec::new(),
             applied: vec![(0, None); n],
             local,
             local_certificate,
@@ -279,7 +283,25 @@ impl<'a> SecNet<'a> {
     pub fn publish(&mut self, set: PolicySet, pop: &Population) -> u16 {
         let engine = PolicyEngine::new(&set, self.campus, &pop.groups);
         self.versions.push(Version { set: Rc::new(set), engine });
+        if self.holders.is_empty() {
+            // Every host starts on the first version.
+            self.holders.push(self.applied.len() as u32);
+        } else {
+            self.holders.push(0);
+            self.release_if_unheld(self.versions.len() - 2);
+        }
         (self.versions.len() - 1) as u16
+    }
+
+    /// Versions whose compiled engine is kept (held by some host, or the latest).
+    pub fn compiled_versions(&self) -> usize {
+        self.versions.iter().filter(|v| !v.engine.is_released()).count()
+    }
+
+    fn release_if_unheld(&mut self, v: usize) {
+        if self.holders[v] == 0 && v + 1 < self.versions.len() {
+            self.versions[v].engine.release();
+        }
     }
 
     /// The latest published version.
@@ -302,7 +324,12 @@ impl<'a> SecNet<'a> {
         } else {
             self.local[host.index()].and_then(|l| set.local_policies.get(l as usize)).map(|lp| lp.policy as u16)
         };
-        self.applied[host.index()] = (v, policy);
+        let old = std::mem::replace(&mut self.applied[host.index()], (v, policy)).0;
+        if old != v {
+            self.holders[v as usize] += 1;
+            self.holders[old as usize] -= 1;
+            self.release_if_unheld(old as usize);
+        }
     }
 
     /// Group Policy refresh (or boot, join, rejoin): the host takes the latest version and

@@ -636,6 +636,34 @@ proptest! {
     }
 }
 
+/// A policy version is compiled for the whole campus (MBs on a big one); once every host
+/// has moved off it, its engine is released, and what hosts decide does not change.
+#[test]
+fn a_policy_version_no_host_holds_is_released() {
+    let (sc, campus) = reduced();
+    let pop = domiso::model::population::Population::new(campus);
+    let mut net = run::build_secnet(&sc, campus, 1, &pop).expect("the reduced campus has IPsec");
+    assert_eq!(net.compiled_versions(), 1);
+    let pairs: Vec<(HostId, HostId)> = (0..200)
+        .map(|i| (HostId::from_index(i * 97 % campus.hosts.len()), HostId::from_index(i * 131 % campus.hosts.len())))
+        .collect();
+    let smb = Service { protocol: 6, port: 445 };
+    let before: Vec<_> = pairs.iter().map(|&(a, b)| net.rule_actions(a, b, smb)).collect();
+    // Two versions published before anyone refreshes: the one in between is never held.
+    net.publish(sc.policy.clone(), &pop);
+    assert_eq!(net.compiled_versions(), 2, "version 0 is held by every host, version 1 is the latest");
+    net.publish(sc.policy.clone(), &pop);
+    assert_eq!(net.compiled_versions(), 2, "version 1 was never held: released when version 2 came out");
+    for i in 0..campus.hosts.len() - 1 {
+        net.refresh(HostId::from_index(i), &pop);
+    }
+    assert_eq!(net.compiled_versions(), 2, "one host still holds version 0");
+    net.refresh(HostId::from_index(campus.hosts.len() - 1), &pop);
+    assert_eq!(net.compiled_versions(), 1, "only the latest is left");
+    let after: Vec<_> = pairs.iter().map(|&(a, b)| net.rule_actions(a, b, smb)).collect();
+    assert_eq!(before, after);
+}
+
 /// Under a traffic sample a server meets only the sampled share of its clients: its peaks
 /// are not reported (they would be a fraction of the real ones), its negotiation totals are
 /// scaled like every other count.
