@@ -11,6 +11,7 @@
 //! - [`output`]: run directories, CSV/JSON records, charts. The only layer that writes files.
 //! - [`run`], [`cli`]: gluing a scenario to a run directory, and the command line;
 //!   [`determinism_check`]: a run executed twice and compared (`run --check-determinism`).
+//! - [`huge_pages`]: the binary's allocator (large blocks on transparent huge pages).
 //!
 //! Determinism contract: the same scenario and seed give byte-identical output files on
 //! any machine and thread count. Every random draw comes from a ChaCha8 stream keyed by
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod cli;
 pub mod determinism_check;
 pub mod engine;
+pub mod huge_pages;
 pub mod interrupt;
 pub mod model;
 pub mod output;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Error of the traffic sample against full simulation, from a sweep over run.traffic_sample.
 
-Usage: tools/sample_error.py SWEEP_DIR   (the output of scenarios/sweeps/traffic-sample-error.toml)
+Usage: tools/sample_error.py SWEEP_DIR...   (the output of scenarios/sweeps/traffic-sample-error.toml;
+       several directories, e.g. the same sweep run for different seeds, are pooled)
 
 For every metric and sample share: the mean over seeds, its difference from the mean of the
 full runs (traffic_sample = 1) in percent, and that difference in units of its standard
@@ -14,18 +15,18 @@ import sys
 from collections import defaultdict
 
 
-def main(path):
-    rows = list(csv.DictReader(open(f"{path}/sweep.csv", newline="")))
+def main(paths):
+    rows = [r for path in paths for r in csv.DictReader(open(f"{path}/sweep.csv", newline=""))]
     key = "run.traffic_sample"
-    metrics = [c for c in rows[0] if c not in ("run", "point", "seed", key)]
+    metrics = list(dict.fromkeys(c for r in rows for c in r if c not in ("run", "point", "seed", key)))
     by = defaultdict(lambda: defaultdict(list))
     for r in rows:
         for m in metrics:
-            if r[m] not in ("", None):
+            if r.get(m) not in ("", None):
                 by[float(r[key])][m].append(float(r[m]))
     shares = sorted(by, reverse=True)
     full = by[1.0]
-    print(f"{'metric':44} {'share':>6} {'mean':>16} {'vs full':>9} {'z':>6}")
+    print(f"{'metric':44} {'share':>6} {'runs':>4} {'mean':>16} {'vs full':>9} {'z':>6}")
     for m in metrics:
         ref = full.get(m, [])
         if len(ref) < 2:
@@ -41,8 +42,10 @@ def main(path):
             rel = (mean - rmean) / rmean * 100 if rmean else float("nan")
             se = math.sqrt(var / len(xs) + rvar / len(ref))
             z = (mean - rmean) / se if se > 0 else float("nan")
-            print(f"{m:44} {s:6.2f} {mean:16.4f} {rel:8.2f}% {z:6.1f}")
+            print(f"{m:44} {s:6.2f} {len(xs):4} {mean:16.4f} {rel:8.2f}% {z:6.1f}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])

@@ -22,7 +22,7 @@ use crate::engine::SimTime;
 use crate::engine::rng::RngStreams;
 
 /// Steps a plan holds at most by default: about 70 MB of draws (a weekday of the default
-/// scenario's 4% traffic sample is about 0.8 M), so a plan being drawn and one being
+/// scenario's 1% traffic sample is about 0.24 M), so a plan being drawn and one being
 /// replayed stay well inside the memory target.
 pub const DEFAULT_BUDGET: usize = 1 << 20;
 
