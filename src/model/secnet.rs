@@ -150,12 +150,25 @@ pub struct SecNet<'a> {
     pub live_mm: u64,
     pub live_qm: u64,
     pub live_soft: u64,
-    /// Most main-mode plus quick-mode SAs alive at once in the run.
+    /// Most SAs alive at once in the run: main mode, quick mode and soft (the table holds
+    /// all three).
     pub live_peak: u64,
-    /// Most slots the SA table had at once (see [`SecNet::sa_table_bytes`]).
-    table_slots_peak: usize,
+    /// The SA table's largest capacity (see [`SecNet::sa_table_bytes`]).
+    table_capacity_peak: usize,
     /// NLB node failures, when the campus has clusters.
     failover: Option<Failover>,
+}
+
+/// Memory of a `hashbrown` table (std's `HashMap`) of `capacity` entries of `entry` bytes:
+/// it has a power-of-two number of buckets, filled to at most 7/8 (`capacity` is 7/8 of
+/// the buckets from 8 up, one less than them below), one control byte per bucket plus a
+/// group of 16 for wrap-around probing.
+pub fn hash_table_bytes(capacity: usize, entry: usize) -> u64 {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 { capacity + 1 } else { capacity / 7 * 8 };
+    (buckets * (entry + 1) + 16) as u64
 }
 
 /// The SA table key of a host pair (order-free).
@@ -265,7 +278,7 @@ impl<'a> SecNet<'a> {
             live_qm: 0,
             live_soft: 0,
             live_peak: 0,
-            table_slots_peak: 0,
+            table_capacity_peak: 0,
             failover: None,
         };
         net.publish(set, pop);
@@ -639,7 +652,7 @@ impl<'a> SecNet<'a> {
         conn.timers = timers;
         if !entry.state.is_empty() {
             self.sas.insert(key, entry);
-            self.table_slots_peak = self.table_slots_peak.max(self.sas.capacity());
+            self.table_capacity_peak = self.table_capacity_peak.max(self.sas.capacity());
         }
         conn
     }
@@ -688,7 +701,7 @@ impl<'a> SecNet<'a> {
         self.live_mm = (self.live_mm as i64 + i64::from(fx.mm_delta)) as u64;
         self.live_qm = (self.live_qm as i64 + i64::from(fx.qm_delta)) as u64;
         self.live_soft = (self.live_soft as i64 + i64::from(fx.soft_delta)) as u64;
-        self.live_peak = self.live_peak.max(self.live_mm + self.live_qm);
+        self.live_peak = self.live_peak.max(self.live_mm + self.live_qm + self.live_soft);
         for h in [a, b] {
             let i = h.index();
             debug_assert!(i64::from(self.mm_live[i]) + i64::from(fx.mm_delta) >= 0, "negative main-mode SA count");
@@ -720,12 +733,12 @@ impl<'a> SecNet<'a> {
     }
 
     /// Live SAs of a host (main mode, quick mode).
-    /// Bytes the SA table held at its largest: its slots (a host pair's entry keeps that
-    /// pair's main-mode and quick-mode SAs) and one control byte per slot. Tracked at every
-    /// insert: the table's capacity at the end of a run can be far below its peak (it is
-    /// rebuilt smaller when emptied pairs leave it mostly tombstones).
+    /// Bytes the SA table held at its largest: its buckets (a host pair's entry keeps that
+    /// pair's main-mode and quick-mode or soft SA) and their control bytes. The peak
+    /// capacity is tracked at every insert: at the end of a run it can be far below (the
+    /// table is rebuilt smaller when emptied pairs leave it mostly tombstones).
     pub fn sa_table_bytes(&self) -> u64 {
-        self.table_slots_peak as u64 * (std::mem::size_of::<(u64, PairEntry)>() as u64 + 1)
+        hash_table_bytes(self.table_capacity_peak, std::mem::size_of::<(u64, PairEntry)>())
     }
 
     pub fn live_of(&self, host: HostId) -> (u32, u32) {
@@ -857,5 +870,34 @@ impl<'a> SecNet<'a> {
     /// Whether a host is a server (for reports).
     pub fn is_server(&self, host: HostId) -> bool {
         matches!(self.campus.host(host).kind, HostKind::Server(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_table_bytes;
+
+    /// The formula's bucket count is what std's table has: a power of two, and the
+    /// capacity the table reports is exactly the 7/8 (or bucket - 1) fill of it.
+    #[test]
+    fn hash_table_bytes_follows_the_tables_growth() {
+        let mut m: std::collections::HashMap<u64, [u8; 64]> = std::collections::HashMap::new();
+        assert_eq!(hash_table_bytes(m.capacity(), 72), 0);
+        let mut seen = 0;
+        for k in 0..100_000u64 {
+            m.insert(k, [0; 64]);
+            let cap = m.capacity();
+            if cap != seen {
+                seen = cap;
+                let bytes = hash_table_bytes(cap, 72) - 16;
+                assert_eq!(bytes % 73, 0);
+                let buckets = (bytes / 73) as usize;
+                assert!(buckets.is_power_of_two(), "capacity {cap}: {buckets} buckets");
+                let fill = if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
+                assert_eq!(fill, cap);
+                assert!(m.len() <= cap);
+            }
+        }
+        assert_eq!(seen, 114_688, "131,072 buckets hold 100,000 entries");
     }
 }

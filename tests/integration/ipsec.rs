@@ -642,7 +642,7 @@ proptest! {
 fn a_policy_version_no_host_holds_is_released() {
     let (sc, campus) = reduced();
     let pop = domiso::model::population::Population::new(campus);
-    let mut net = run::build_secnet(&sc, campus, 1, &pop).expect("the reduced campus has IPsec");
+    let mut net = run::build_secnet(sc, campus, 1, &pop).expect("the reduced campus has IPsec");
     assert_eq!(net.compiled_versions(), 1);
     let pairs: Vec<(HostId, HostId)> = (0..200)
         .map(|i| (HostId::from_index(i * 97 % campus.hosts.len()), HostId::from_index(i * 131 % campus.hosts.len())))
