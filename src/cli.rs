@@ -226,7 +226,8 @@ pub enum BenchCommand {
     /// table bytes per live SA, scaling exponents; then the bare queue at the same load.
     Scaling {
         /// Scenario file (default: the built-in white-paper campus). An SA day such as
-        /// scenarios/secure-request-day.toml measures the model; a rollout takes long.
+        /// scenarios/secure-request-day.toml measures the model at full traffic; the default
+        /// rollout takes about four minutes over the four default sizes.
         scenario: Option<PathBuf>,
         /// Size factors; must include 1.
         #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2")]
