@@ -32,6 +32,17 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// `domiso run ARGS --out <scratch NAME>/run --quiet`, which must succeed; the run directory.
+pub fn run_into(name: &str, args: &[&str]) -> PathBuf {
+    let dir = scratch(name).join("run");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", dir.to_str().unwrap(), "--quiet"]);
+    let out = domiso(&all);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
 /// The reduced campus in the IPsec end state (seed 1), generated once per test binary.
 pub fn reduced() -> &'static (Scenario, Campus) {
     static CELL: OnceLock<(Scenario, Campus)> = OnceLock::new();

@@ -20,7 +20,7 @@ use domiso::run;
 use domiso::scenario::build;
 use proptest::prelude::*;
 
-use crate::common::{domiso, reduced, scratch};
+use crate::common::{domiso, reduced, run_into};
 
 // ---------------------------------------------------------------------------------------
 // SA state machine: every (state, event) pair, legal or not.
@@ -519,20 +519,7 @@ name = "Boundary""#);
 
 fn run_reduced_sa() -> &'static std::path::PathBuf {
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = scratch("ipsec-day").join("run");
-        let out = domiso(&[
-            "run",
-            "scenarios/reduced-secure-request-day.toml",
-            "--granularity",
-            "sa",
-            "--out",
-            dir.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
+    DIR.get_or_init(|| run_into("ipsec-day", &["scenarios/reduced-secure-request-day.toml", "--granularity", "sa"]))
 }
 
 fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
@@ -670,17 +657,10 @@ fn a_policy_version_no_host_holds_is_released() {
 #[test]
 fn a_traffic_sample_reports_no_server_peaks_and_scales_server_totals() {
     let full = run_reduced_sa();
-    let dir = scratch("ipsec-day-sampled").join("run");
-    let out = domiso(&[
-        "run",
-        "scenarios/reduced-secure-request-day.toml",
-        "--set",
-        "run.traffic_sample=0.5",
-        "--out",
-        dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = run_into(
+        "ipsec-day-sampled",
+        &["scenarios/reduced-secure-request-day.toml", "--set", "run.traffic_sample=0.5"],
+    );
     let summary = |d: &std::path::Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(d.join("summary.json")).unwrap()).unwrap()
     };

@@ -9,7 +9,7 @@ use domiso::model::packets::{OverMtu, PacketKind, PacketModel, Shape};
 use domiso::model::wire::{Encap, EncapMode, IpVersion, Mtu, Suite};
 use proptest::prelude::*;
 
-use crate::common::{domiso, scratch, tshark_available, tshark_fields};
+use crate::common::{domiso, run_into, scratch, tshark_available, tshark_fields};
 
 fn encaps() -> Vec<Option<Encap>> {
     let mut v = vec![None];
@@ -100,18 +100,7 @@ fn delayed_acks_and_the_ack_share() {
 fn packet_run() -> &'static std::path::PathBuf {
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = scratch("packet-day").join("run");
-        let out = domiso(&[
-            "run",
-            "scenarios/reduced-secure-request-day.toml",
-            "--granularity",
-            "packet",
-            "--out",
-            dir.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        dir
+        run_into("packet-day", &["scenarios/reduced-secure-request-day.toml", "--granularity", "packet"])
     })
 }
 

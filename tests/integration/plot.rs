@@ -7,7 +7,7 @@ use std::path::Path;
 use domiso::output::plot::{self, PlotError};
 use domiso::output::writer::sha256_hex;
 
-use crate::common::{domiso, repo, scratch};
+use crate::common::{domiso, repo, run_into, scratch};
 
 /// The files of `dir/plots/`, by name.
 fn plots(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -33,19 +33,8 @@ fn names(charts: &[(String, Vec<u8>)]) -> Vec<&str> {
 
 #[test]
 fn run_writes_every_chart_and_plot_redraws_the_same_bytes() {
-    let dir = scratch("plot-run").join("run");
-    let o = domiso(&[
-        "run",
-        "scenarios/reduced-secure-request-day.toml",
-        "--granularity",
-        "packet",
-        "--days",
-        "1",
-        "--out",
-        dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir =
+        run_into("plot-run", &["scenarios/reduced-secure-request-day.toml", "--granularity", "packet", "--days", "1"]);
     // Each chart whose input the run wrote; this run writes all four inputs.
     let inputs = [
         ("timeline.csv", "rollout_timeline"),
