@@ -14,10 +14,9 @@
 //! - Deterministic: no randomness of its own, hash maps used for lookup only.
 
 mod failover;
+mod pair_table;
 
 use std::rc::Rc;
-
-use rustc_hash::FxHashMap;
 
 use super::campus::{Campus, Endpoint};
 use super::ids::{ClusterId, HostId};
@@ -34,6 +33,7 @@ use super::sa::{self, PairState, QmState, SaEvent};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::build::IpsecParams;
 pub use failover::{Failover, StallEvent};
+use pair_table::PairTable;
 
 /// What happened to a connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -97,6 +97,7 @@ pub struct ServerStats {
     this_minute: u32,
 }
 
+#[derive(Copy, Clone)]
 struct PairEntry {
     state: PairState,
     /// When the pending idle check fires; `SimTime::MAX` when none is scheduled (a check
@@ -141,7 +142,7 @@ pub struct SecNet<'a> {
     /// Per host: can get Kerberos tickets (joined, and its DC reachable in clear), as of
     /// its last refresh.
     pub kerberos: Vec<bool>,
-    sas: FxHashMap<u64, PairEntry>,
+    sas: PairTable<PairEntry>,
     mm_live: Vec<u32>,
     qm_live: Vec<u32>,
     /// Index into `servers` per host (`u32::MAX` for clients).
@@ -153,22 +154,8 @@ pub struct SecNet<'a> {
     /// Most SAs alive at once in the run: main mode, quick mode and soft (the table holds
     /// all three).
     pub live_peak: u64,
-    /// The SA table's largest capacity (see [`SecNet::sa_table_bytes`]).
-    table_capacity_peak: usize,
     /// NLB node failures, when the campus has clusters.
     failover: Option<Failover>,
-}
-
-/// Memory of a `hashbrown` table (std's `HashMap`) of `capacity` entries of `entry` bytes:
-/// it has a power-of-two number of buckets, filled to at most 7/8 (`capacity` is 7/8 of
-/// the buckets from 8 up, one less than them below), one control byte per bucket plus a
-/// group of 16 for wrap-around probing.
-pub fn hash_table_bytes(capacity: usize, entry: usize) -> u64 {
-    if capacity == 0 {
-        return 0;
-    }
-    let buckets = if capacity < 8 { capacity + 1 } else { capacity / 7 * 8 };
-    (buckets * (entry + 1) + 16) as u64
 }
 
 /// The SA table key of a host pair (order-free).
@@ -269,7 +256,7 @@ impl<'a> SecNet<'a> {
             local_certificate,
             local_psk: Rc::new(local_psk),
             kerberos: vec![false; n],
-            sas: FxHashMap::default(),
+            sas: PairTable::default(),
             mm_live: vec![0; n],
             qm_live: vec![0; n],
             server_slot,
@@ -278,7 +265,6 @@ impl<'a> SecNet<'a> {
             live_qm: 0,
             live_soft: 0,
             live_peak: 0,
-            table_capacity_peak: 0,
             failover: None,
         };
         net.publish(set, pop);
@@ -542,7 +528,10 @@ impl<'a> SecNet<'a> {
         }
         let key = pair_key(init, resp);
         let p = self.params.sa;
-        let mut entry = self.sas.remove(&key).unwrap_or(PairEntry::EMPTY);
+        // Copied out and written back in place, not removed and re-inserted: a removal can
+        // leave a tombstone (see `pair_table`).
+        let existing = self.sas.get(key).copied();
+        let mut entry = existing.unwrap_or(PairEntry::EMPTY);
         let alive = |s: &PairState| s.idle_deadline(&p).is_some_and(|d| now < d);
         let mut fx = sa::Effects::default();
         let mut apply = |state: &mut PairState, ev: SaEvent, at: SimTime| {
@@ -650,9 +639,13 @@ impl<'a> SecNet<'a> {
             }
         }
         conn.timers = timers;
-        if !entry.state.is_empty() {
-            self.sas.insert(key, entry);
-            self.table_capacity_peak = self.table_capacity_peak.max(self.sas.capacity());
+        match (existing.is_some(), entry.state.is_empty()) {
+            (true, true) => {
+                self.sas.remove(key);
+            }
+            (true, false) => *self.sas.get_mut(key).expect("read above") = entry,
+            (false, false) => self.sas.insert(key, entry),
+            (false, true) => {}
         }
         conn
     }
@@ -664,7 +657,7 @@ impl<'a> SecNet<'a> {
             SaTimer::Idle { pair, .. } => (pair, SaEvent::Expire),
             SaTimer::MainMode { pair, .. } => (pair, SaEvent::MmExpire),
         };
-        let entry = self.sas.get_mut(&key)?;
+        let entry = self.sas.get_mut(key)?;
         if let SaTimer::Idle { at, .. } = timer {
             if entry.idle_check() != Some(at) {
                 // A check scheduled for an earlier incarnation of the pair: not ours.
@@ -687,7 +680,7 @@ impl<'a> SecNet<'a> {
             next_timer = entry.idle_check().map(|at| SaTimer::Idle { pair: key, at });
         }
         if entry.state.is_empty() {
-            self.sas.remove(&key);
+            self.sas.remove(key);
         }
         if fx != sa::Effects::default() {
             let (a, b) = pair_hosts(key);
@@ -738,7 +731,7 @@ impl<'a> SecNet<'a> {
     /// capacity is tracked at every insert: at the end of a run it can be far below (the
     /// table is rebuilt smaller when emptied pairs leave it mostly tombstones).
     pub fn sa_table_bytes(&self) -> u64 {
-        hash_table_bytes(self.table_capacity_peak, std::mem::size_of::<(u64, PairEntry)>())
+        self.sas.bytes_peak()
     }
 
     pub fn live_of(&self, host: HostId) -> (u32, u32) {
@@ -813,7 +806,7 @@ impl<'a> SecNet<'a> {
         let mut mm = vec![0u32; self.mm_live.len()];
         let mut qm = vec![0u32; self.qm_live.len()];
         let (mut tm, mut tq, mut ts) = (0u64, 0u64, 0u64);
-        for (&key, e) in &self.sas {
+        for (key, e) in self.sas.iter() {
             let (a, b) = pair_hosts(key);
             if let sa::MmState::Established { expires, .. } = e.state.mm {
                 if expires <= now {
@@ -870,34 +863,5 @@ impl<'a> SecNet<'a> {
     /// Whether a host is a server (for reports).
     pub fn is_server(&self, host: HostId) -> bool {
         matches!(self.campus.host(host).kind, HostKind::Server(_))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hash_table_bytes;
-
-    /// The formula's bucket count is what std's table has: a power of two, and the
-    /// capacity the table reports is exactly the 7/8 (or bucket - 1) fill of it.
-    #[test]
-    fn hash_table_bytes_follows_the_tables_growth() {
-        let mut m: std::collections::HashMap<u64, [u8; 64]> = std::collections::HashMap::new();
-        assert_eq!(hash_table_bytes(m.capacity(), 72), 0);
-        let mut seen = 0;
-        for k in 0..100_000u64 {
-            m.insert(k, [0; 64]);
-            let cap = m.capacity();
-            if cap != seen {
-                seen = cap;
-                let bytes = hash_table_bytes(cap, 72) - 16;
-                assert_eq!(bytes % 73, 0);
-                let buckets = (bytes / 73) as usize;
-                assert!(buckets.is_power_of_two(), "capacity {cap}: {buckets} buckets");
-                let fill = if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
-                assert_eq!(fill, cap);
-                assert!(m.len() <= cap);
-            }
-        }
-        assert_eq!(seen, 114_688, "131,072 buckets hold 100,000 entries");
     }
 }

@@ -149,7 +149,7 @@ impl SecNet<'_> {
         }
         if let Some(&pinned) = f.pins.get(&key) {
             let alive = !f.nlb.is_down(cluster.0, pinned)
-                && self.sas.get(&pair_key(client, HostId(first + pinned))).is_some_and(
+                && self.sas.get(pair_key(client, HostId(first + pinned))).is_some_and(
                     |e| matches!(e.state.qm, QmState::Established { last_used, .. } if now < last_used + qm_idle),
                 );
             if alive {
@@ -241,8 +241,8 @@ impl SecNet<'_> {
         }
         let mut keys: Vec<u64> = self
             .sas
-            .keys()
-            .copied()
+            .iter()
+            .map(|(k, _)| k)
             .filter(|&k| {
                 let (a, b) = pair_hosts(k);
                 a == host || b == host
@@ -250,7 +250,7 @@ impl SecNet<'_> {
             .collect();
         keys.sort_unstable();
         for k in keys {
-            let e = self.sas.remove(&k).expect("listed above");
+            let e = self.sas.remove(k).expect("listed above");
             let (a, b) = pair_hosts(k);
             let peer = if a == host { b } else { a };
             let f = self.failover.as_mut().expect("checked above");

@@ -1,0 +1,169 @@
+//! The SA table: one entry per host pair, keyed by [`super::pair_key`], that knows how much
+//! memory it held at its largest.
+//!
+//! Contract:
+//! - A map (std's `HashMap`, hashbrown, with the Fx hash); iteration order is never used
+//!   for output (callers sort), so how the table is laid out changes no result.
+//! - It does not double because of tombstones. A removed entry often leaves a tombstone,
+//!   which hashbrown counts against the room left; when the room runs out it cleans them
+//!   in place only if at most half full, else it doubles. SA pairs come and go all day, so
+//!   the campus's table, three-fifths full of live pairs, doubled to one a third full (193
+//!   bytes per live SA on the full-campus day instead of 96). Here, when the room runs out
+//!   while less than three-quarters full, the table is rebuilt at its size instead: the
+//!   rebuild moves every entry (at most once per quarter of the table's inserts) and holds
+//!   two tables of the current size for a moment, less than the doubling it replaces.
+//! - [`PairTable::bytes_peak`] is the table's memory at its largest capacity, from
+//!   [`hash_table_bytes`].
+
+use rustc_hash::FxHashMap;
+
+/// Memory of a `hashbrown` table (std's `HashMap`) of `capacity` entries of `entry` bytes:
+/// it has a power-of-two number of buckets, filled to at most 7/8 (`capacity` is 7/8 of
+/// the buckets from 8 up, one less than them below), one control byte per bucket plus a
+/// group of 16 for wrap-around probing.
+pub fn hash_table_bytes(capacity: usize, entry: usize) -> u64 {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 { capacity + 1 } else { capacity / 7 * 8 };
+    (buckets * (entry + 1) + 16) as u64
+}
+
+pub struct PairTable<V> {
+    map: FxHashMap<u64, V>,
+    /// The largest capacity the table has had (its entries' room, 7/8 of its buckets). The
+    /// table never shrinks, so this is also its capacity now.
+    capacity_peak: usize,
+}
+
+impl<V> Default for PairTable<V> {
+    fn default() -> Self {
+        PairTable { map: FxHashMap::default(), capacity_peak: 0 }
+    }
+}
+
+impl<V> PairTable<V> {
+    pub fn get(&self, key: u64) -> Option<&V> {
+        self.map.get(&key)
+    }
+
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        self.map.get_mut(&key)
+    }
+
+    pub fn remove(&mut self, key: u64) -> Option<V> {
+        self.map.remove(&key)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+        self.map.iter().map(|(&k, v)| (k, v))
+    }
+
+    /// Inserts or replaces the entry of `key`.
+    pub fn insert(&mut self, key: u64, value: V) {
+        // `capacity()` is the entries plus the room left: it falls as tombstones pile up.
+        let room_used_up = self.map.len() == self.map.capacity();
+        if room_used_up && !self.map.contains_key(&key) && self.map.len() < self.capacity_peak / 4 * 3 {
+            let mut rebuilt = FxHashMap::with_capacity_and_hasher(self.capacity_peak, Default::default());
+            rebuilt.extend(self.map.drain());
+            self.map = rebuilt;
+        }
+        self.map.insert(key, value);
+        self.capacity_peak = self.capacity_peak.max(self.map.capacity());
+    }
+
+    /// Bytes the table held at its largest.
+    pub fn bytes_peak(&self) -> u64 {
+        hash_table_bytes(self.capacity_peak, std::mem::size_of::<(u64, V)>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The formula's bucket count is what std's table has: a power of two, and the
+    /// capacity the table reports is exactly the 7/8 (or bucket - 1) fill of it.
+    #[test]
+    fn hash_table_bytes_follows_the_tables_growth() {
+        let mut m: std::collections::HashMap<u64, [u8; 64]> = std::collections::HashMap::new();
+        assert_eq!(hash_table_bytes(m.capacity(), 72), 0);
+        let mut seen = 0;
+        for k in 0..100_000u64 {
+            m.insert(k, [0; 64]);
+            let cap = m.capacity();
+            if cap != seen {
+                seen = cap;
+                let bytes = hash_table_bytes(cap, 72) - 16;
+                assert_eq!(bytes % 73, 0);
+                let buckets = (bytes / 73) as usize;
+                assert!(buckets.is_power_of_two(), "capacity {cap}: {buckets} buckets");
+                let fill = if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
+                assert_eq!(fill, cap);
+                assert!(m.len() <= cap);
+            }
+        }
+        assert_eq!(seen, 114_688, "131,072 buckets hold 100,000 entries");
+    }
+
+    /// Pairs arriving and leaving all day with a steady number alive: the table keeps the
+    /// size its live entries need. A plain `HashMap` churned this way (57% full) doubles
+    /// once tombstones use up its room; this test fails on one.
+    #[test]
+    fn churn_at_a_steady_population_does_not_grow_the_table() {
+        let live = 65_000;
+        // Pairs of hosts of a 272,555-host campus, as `pair_key` makes them, from a
+        // xorshift stream: the Fx hash spreads such keys unevenly, which is what makes
+        // tombstones (a sequential key stream hashes too evenly to leave any).
+        let mut x = 12_345u64;
+        let mut pair = move || {
+            let mut host = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % 272_555
+            };
+            let (a, b) = (host(), host());
+            (a.min(b) << 32) | a.max(b)
+        };
+        let mut table = PairTable::default();
+        let mut alive = std::collections::VecDeque::new();
+        for i in 0..live {
+            let k = pair();
+            table.insert(k, i);
+            alive.push_back(k);
+        }
+        let settled = table.bytes_peak();
+        for i in live..live * 20 {
+            table.remove(alive.pop_front().expect("full"));
+            let k = pair();
+            table.insert(k, i);
+            alive.push_back(k);
+        }
+        assert_eq!(table.bytes_peak(), settled, "the table doubled under churn");
+        let count = table.iter().count();
+        assert!(count <= live as usize && count > live as usize * 99 / 100, "{count} entries");
+        for &k in alive.iter().rev().take(1000) {
+            assert!(table.get(k).is_some(), "a live pair survived the rebuilds");
+        }
+    }
+
+    /// Real growth still grows it.
+    #[test]
+    fn more_live_entries_grow_the_table() {
+        let mut table = PairTable::default();
+        table.insert(1, 0u64);
+        let small = table.bytes_peak();
+        for k in 0..100_000u64 {
+            table.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
+        }
+        assert!(table.bytes_peak() > small * 1000);
+        assert_eq!(table.len(), 100_001);
+    }
+}
