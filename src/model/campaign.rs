@@ -57,6 +57,13 @@ struct UserDay {
     first: [Option<SimTime>; TRAFFIC_CAUSES.len()],
 }
 
+impl UserDay {
+    /// Nothing met today (`first` is set only with a `failed` bit).
+    fn untouched(&self) -> bool {
+        self.ok == 0 && self.failed.iter().all(|&f| f == 0)
+    }
+}
+
 /// Causes users meet through traffic (sampled), in `UserDay` slot order.
 const TRAFFIC_CAUSES: [Cause; 5] =
     [Cause::IpsecBlocked, Cause::IpsecDelay, Cause::NapBlocked, Cause::Firewall, Cause::FailoverStall];
@@ -127,8 +134,8 @@ pub struct Campaign<'a> {
     users: Vec<UserDay>,
     /// Per user, the causes (bits by `Cause::index`) met on an earlier day.
     met_before: Vec<u8>,
+    /// Users whose record is not clear, in the order they were first touched today.
     touched: Vec<UserId>,
-    user_touched: Vec<bool>,
     /// NAP notifications today (whole population): (user, time).
     notices: Vec<(UserId, SimTime)>,
     /// Sampled joinable hosts refused today; share refused yesterday.
@@ -215,7 +222,6 @@ impl<'a> Campaign<'a> {
             users: vec![UserDay::default(); campus.users.len()],
             met_before: vec![0; campus.users.len()],
             touched: Vec::new(),
-            user_touched: vec![false; campus.users.len()],
             notices: Vec::new(),
             refused_today: Vec::new(),
             refused_share: 0.0,
@@ -555,11 +561,12 @@ impl<'a> Campaign<'a> {
             Felt::Stalled { stall, failed } if failed || stall >= noticeable => Some(4),
             Felt::Stalled { .. } => None,
         };
-        if !self.user_touched[user.index()] {
-            self.user_touched[user.index()] = true;
+        let u = &mut self.users[user.index()];
+        // Every call sets a bit, so an untouched record is one still all clear: no separate
+        // per-user flag to miss the cache on.
+        if u.untouched() {
             self.touched.push(user);
         }
-        let u = &mut self.users[user.index()];
         let bit = 1u64 << app;
         match slot {
             None => u.ok |= bit,
@@ -694,7 +701,6 @@ impl<'a> Campaign<'a> {
     fn clear_users(&mut self) {
         for u in self.touched.drain(..) {
             self.users[u.index()] = UserDay::default();
-            self.user_touched[u.index()] = false;
         }
         self.notices.clear();
     }
@@ -708,7 +714,6 @@ impl<'a> Campaign<'a> {
         let touched = std::mem::take(&mut self.touched);
         for &u in &touched {
             let d = std::mem::take(&mut self.users[u.index()]);
-            self.user_touched[u.index()] = false;
             let mut any = false;
             let before = self.met_before[u.index()];
             for (s, cause) in TRAFFIC_CAUSES.iter().enumerate() {
