@@ -401,7 +401,11 @@ fn host_findings(out: &mut Vec<Finding>, sc: &Scenario, params: &IpsecParams, ca
     }
     // Managed hosts that cannot reach their DC in clear cannot use Kerberos.
     let no_kerberos = (0..campus.hosts.len())
-        .filter(|&i| campus.hosts[i].is_managed() && net.policy_of(HostId::from_index(i)).is_some() && !net.kerberos[i])
+        .filter(|&i| {
+            campus.hosts[i].is_managed()
+                && net.policy_of(HostId::from_index(i)).is_some()
+                && !net.has_kerberos(HostId::from_index(i))
+        })
         .count() as u64;
     if no_kerberos > 0 {
         out.push(Finding {

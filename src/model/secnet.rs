@@ -97,12 +97,21 @@ pub struct ServerStats {
     this_minute: u32,
 }
 
-/// A host's live SAs (main mode, quick mode) and its index into `servers` (`u32::MAX` for
-/// clients).
+/// What the IPsec layer keeps per host, in one 20-byte record: a connection reads and
+/// updates both hosts' records, one cache line each instead of one per field.
 #[derive(Copy, Clone)]
-struct HostSas {
+struct HostState {
+    /// The version it applied and its policy in that version.
+    applied: (u16, Option<u16>),
+    /// Can get Kerberos tickets (joined, and its DC reachable in clear), as of its last
+    /// refresh.
+    kerberos: bool,
+    /// Holds a certificate through a local policy.
+    local_certificate: bool,
+    /// Live main-mode and quick-mode SAs.
     mm: u32,
     qm: u32,
+    /// Index into `servers` (`u32::MAX` for clients).
     server_slot: u32,
 }
 
@@ -142,19 +151,13 @@ pub struct SecNet<'a> {
     /// Per version: how many hosts hold it. A version no host holds, other than the
     /// latest, has its compiled engine released.
     holders: Vec<u32>,
-    /// Per host: the version it applied and its policy in that version.
-    applied: Vec<(u16, Option<u16>)>,
-    /// Per host: a local policy (index in version 0's local policies) and its credentials.
+    /// Per host: its applied policy, credentials, live SAs and server slot.
+    per_host: Vec<HostState>,
+    /// Per host: a local policy (index in version 0's local policies) and its pre-shared
+    /// keys.
     local: Vec<Option<u16>>,
-    local_certificate: Vec<bool>,
     local_psk: Rc<Vec<Vec<String>>>,
-    /// Per host: can get Kerberos tickets (joined, and its DC reachable in clear), as of
-    /// its last refresh.
-    pub kerberos: Vec<bool>,
     sas: PairTable<PairEntry>,
-    /// Per host: its live SAs and server slot, side by side so that accounting a pair
-    /// touches one cache line per host rather than three.
-    host_sas: Vec<HostSas>,
     pub servers: Vec<(HostId, ServerStats)>,
     pub live_mm: u64,
     pub live_qm: u64,
@@ -224,16 +227,23 @@ impl<'a> SecNet<'a> {
         local_draw: impl Fn(HostId) -> f64,
     ) -> Self {
         let n = campus.hosts.len();
-        let mut host_sas = vec![HostSas { mm: 0, qm: 0, server_slot: u32::MAX }; n];
+        let blank = HostState {
+            applied: (0, None),
+            kerberos: false,
+            local_certificate: false,
+            mm: 0,
+            qm: 0,
+            server_slot: u32::MAX,
+        };
+        let mut per_host = vec![blank; n];
         let mut servers = Vec::new();
         for (i, h) in campus.hosts.iter().enumerate() {
             if h.kind.is_server() {
-                host_sas[i].server_slot = servers.len() as u32;
+                per_host[i].server_slot = servers.len() as u32;
                 servers.push((HostId::from_index(i), ServerStats::default()));
             }
         }
         let mut local = vec![None; n];
-        let mut local_certificate = vec![false; n];
         let mut local_psk = vec![Vec::new(); n];
         for (i, h) in campus.hosts.iter().enumerate() {
             let HostKind::Client(cat) = h.kind else { continue };
@@ -246,7 +256,7 @@ impl<'a> SecNet<'a> {
                     local[i] = Some(li as u16);
                     for c in &lp.credentials {
                         match c {
-                            AuthMethod::Certificate => local_certificate[i] = true,
+                            AuthMethod::Certificate => per_host[i].local_certificate = true,
                             AuthMethod::Psk(k) => local_psk[i].push(k.clone()),
                             AuthMethod::Kerberos => {}
                         }
@@ -259,13 +269,10 @@ impl<'a> SecNet<'a> {
             params,
             versions: Vec::new(),
             holders: Vec::new(),
-            applied: vec![(0, None); n],
+            per_host,
             local,
-            local_certificate,
             local_psk: Rc::new(local_psk),
-            kerberos: vec![false; n],
             sas: PairTable::default(),
-            host_sas,
             servers,
             live_mm: 0,
             live_qm: 0,
@@ -278,7 +285,7 @@ impl<'a> SecNet<'a> {
             net.assign(HostId::from_index(i), pop);
         }
         for i in 0..n {
-            net.kerberos[i] = net.reaches_dc_in_clear(HostId::from_index(i), pop);
+            net.per_host[i].kerberos = net.reaches_dc_in_clear(HostId::from_index(i), pop);
         }
         net
     }
@@ -290,7 +297,7 @@ impl<'a> SecNet<'a> {
         self.versions.push(Version { set: Rc::new(set), engine });
         if self.holders.is_empty() {
             // Every host starts on the first version.
-            self.holders.push(self.applied.len() as u32);
+            self.holders.push(self.per_host.len() as u32);
         } else {
             self.holders.push(0);
             self.release_if_unheld(self.versions.len() - 2);
@@ -329,7 +336,7 @@ impl<'a> SecNet<'a> {
         } else {
             self.local[host.index()].and_then(|l| set.local_policies.get(l as usize)).map(|lp| lp.policy as u16)
         };
-        let old = std::mem::replace(&mut self.applied[host.index()], (v, policy)).0;
+        let old = std::mem::replace(&mut self.per_host[host.index()].applied, (v, policy)).0;
         if old != v {
             self.holders[v as usize] += 1;
             self.holders[old as usize] -= 1;
@@ -341,11 +348,11 @@ impl<'a> SecNet<'a> {
     /// re-checks that it can reach its domain controller in clear. Returns whether its
     /// policy changed.
     pub fn refresh(&mut self, host: HostId, pop: &Population) -> bool {
-        let before = self.applied[host.index()];
+        let before = self.per_host[host.index()].applied;
         let old_policy = before.1.map(|p| (self.versions[before.0 as usize].set.clone(), p));
         self.assign(host, pop);
-        self.kerberos[host.index()] = self.reaches_dc_in_clear(host, pop);
-        let after = self.applied[host.index()];
+        self.per_host[host.index()].kerberos = self.reaches_dc_in_clear(host, pop);
+        let after = self.per_host[host.index()].applied;
         match (old_policy, after.1) {
             (None, None) => false,
             (Some((set, p)), Some(q)) => !Rc::ptr_eq(&set, &self.versions[after.0 as usize].set) || p != q,
@@ -365,8 +372,8 @@ impl<'a> SecNet<'a> {
         let kerberos = Service { protocol: 17, port: 88 };
         let init_rule = self.rule(host, Endpoint::Host(dc), dc, true, kerberos);
         let resp_rule = self.rule(dc, Endpoint::Host(host), host, false, kerberos);
-        let (iv, ip) = self.applied[host.index()];
-        let (dv, dp) = self.applied[dc.index()];
+        let (iv, ip) = self.per_host[host.index()].applied;
+        let (dv, dp) = self.per_host[dc.index()].applied;
         let (iset, dset) = (self.versions[iv as usize].set.clone(), self.versions[dv as usize].set.clone());
         let no_kerberos = |c: Creds| Creds { kerberos: false, ..c };
         let psk = self.local_psk.clone();
@@ -381,7 +388,7 @@ impl<'a> SecNet<'a> {
     /// the peer endpoint's address), `outbound` when `me` opens it. For an NLB node, `me`
     /// answers on the cluster's virtual IP: pass the VIP endpoint as seen from the client.
     fn rule(&mut self, me: HostId, peer: Endpoint, peer_host: HostId, outbound: bool, service: Service) -> Option<u16> {
-        let (v, p) = self.applied[me.index()];
+        let (v, p) = self.per_host[me.index()].applied;
         let p = p?;
         let engine = &mut self.versions[v as usize].engine;
         let peer = match peer {
@@ -402,26 +409,32 @@ impl<'a> SecNet<'a> {
         let nap_blocked =
             pop.nap[i] == NapMode::Enforcement && !pop.healthy[i] && self.campus.host(host).os.nap_capable();
         Creds {
-            kerberos: self.kerberos[i] && managed && !nap_blocked,
-            certificate: (self.local_certificate[i] || (self.params.managed_certificates && managed)) && !nap_blocked,
+            kerberos: self.per_host[i].kerberos && managed && !nap_blocked,
+            certificate: (self.per_host[i].local_certificate || (self.params.managed_certificates && managed))
+                && !nap_blocked,
         }
+    }
+
+    /// Whether a host can get Kerberos tickets, as of its last refresh.
+    pub fn has_kerberos(&self, host: HostId) -> bool {
+        self.per_host[host.index()].kerberos
     }
 
     /// The policy index a host holds (in its applied version).
     pub fn policy_of(&self, host: HostId) -> Option<u16> {
-        self.applied[host.index()].1
+        self.per_host[host.index()].applied.1
     }
 
     /// The name of the policy a host holds.
     pub fn policy_name(&self, host: HostId) -> Option<&str> {
-        let (v, p) = self.applied[host.index()];
+        let (v, p) = self.per_host[host.index()].applied;
         p.map(|p| self.versions[v as usize].set.policies[p as usize].name.as_str())
     }
 
     /// The strongest negotiation mode of a host's policy (`Some(None)`: it has a policy
     /// that only permits or blocks).
     pub fn mode_of(&self, host: HostId) -> Option<Option<super::policy::Mode>> {
-        let (v, p) = self.applied[host.index()];
+        let (v, p) = self.per_host[host.index()].applied;
         p.map(|p| self.versions[v as usize].set.policy_mode(p as usize))
     }
 
@@ -442,7 +455,7 @@ impl<'a> SecNet<'a> {
     /// The rule of an NLB node's policy for a connection from `client` to the cluster's
     /// virtual IP (the node answers on the VIP).
     fn rule_as_vip(&mut self, node: HostId, cluster: ClusterId, client: HostId, service: Service) -> Option<u16> {
-        let (v, p) = self.applied[node.index()];
+        let (v, p) = self.per_host[node.index()].applied;
         let p = p?;
         let engine = &mut self.versions[v as usize].engine;
         let me = engine.address(self.campus.clusters[cluster.index()].vip);
@@ -518,8 +531,8 @@ impl<'a> SecNet<'a> {
             Endpoint::Vip(cl) => self.rule_as_vip(resp, cl, init, service),
         };
         let (iset, rset) = (
-            self.versions[self.applied[init.index()].0 as usize].set.clone(),
-            self.versions[self.applied[resp.index()].0 as usize].set.clone(),
+            self.versions[self.per_host[init.index()].applied.0 as usize].set.clone(),
+            self.versions[self.per_host[resp.index()].applied.0 as usize].set.clone(),
         );
         let psk = self.local_psk.clone();
         let init_side = side(&iset, c, init, ip, ir, self.creds(init, pop), &psk[init.index()]);
@@ -707,12 +720,12 @@ impl<'a> SecNet<'a> {
         self.live_soft = (self.live_soft as i64 + i64::from(fx.soft_delta)) as u64;
         self.live_peak = self.live_peak.max(self.live_mm + self.live_qm + self.live_soft);
         for h in [a, b] {
-            let live = &mut self.host_sas[h.index()];
+            let live = &mut self.per_host[h.index()];
             debug_assert!(i64::from(live.mm) + i64::from(fx.mm_delta) >= 0, "negative main-mode SA count");
             debug_assert!(i64::from(live.qm) + i64::from(fx.qm_delta) >= 0, "negative quick-mode SA count");
             live.mm = (i64::from(live.mm) + i64::from(fx.mm_delta)) as u32;
             live.qm = (i64::from(live.qm) + i64::from(fx.qm_delta)) as u32;
-            let HostSas { mm, qm, server_slot } = *live;
+            let HostState { mm, qm, server_slot, .. } = *live;
             if server_slot == u32::MAX {
                 continue;
             }
@@ -743,7 +756,7 @@ impl<'a> SecNet<'a> {
 
     /// Live SAs of a host (main mode, quick mode).
     pub fn live_of(&self, host: HostId) -> (u32, u32) {
-        let live = self.host_sas[host.index()];
+        let live = self.per_host[host.index()];
         (live.mm, live.qm)
     }
 
@@ -751,7 +764,7 @@ impl<'a> SecNet<'a> {
     /// require, require-encryption).
     pub fn policy_state_counts(&self) -> [u64; 6] {
         let mut out = [0u64; 6];
-        for &(v, p) in &self.applied {
+        for &HostState { applied: (v, p), .. } in &self.per_host {
             let slot = match p.map(|p| self.versions[v as usize].set.policy_mode(p as usize)) {
                 None => 0,
                 Some(None) => 1,
@@ -765,7 +778,7 @@ impl<'a> SecNet<'a> {
     /// Whether `host` drops clear traffic that `from` opens to it (its matched rule
     /// negotiates and does not accept clear).
     pub fn refuses_clear_from(&mut self, host: HostId, from: HostId) -> bool {
-        let (v, p) = self.applied[host.index()];
+        let (v, p) = self.per_host[host.index()].applied;
         let Some(p) = p else { return false };
         let rule = self.rule(host, Endpoint::Host(from), from, false, SMB);
         let set = self.versions[v as usize].set.clone();
@@ -775,7 +788,7 @@ impl<'a> SecNet<'a> {
     /// The mode `host` negotiates when it opens a connection to an address outside the
     /// campus's hosts (a home router, a hotel neighbour), if it negotiates at all.
     pub fn negotiates_with_addr(&mut self, host: HostId, addr: u32) -> Option<super::policy::Mode> {
-        let (v, p) = self.applied[host.index()];
+        let (v, p) = self.per_host[host.index()].applied;
         let p = p?;
         let version = &mut self.versions[v as usize];
         let flow =
@@ -795,7 +808,7 @@ impl<'a> SecNet<'a> {
     ) -> (Option<ActionKind>, Option<ActionKind>) {
         let packet = Packet { src: self.campus.host(init).addr, dst: self.campus.host(resp).addr };
         let action = |h: HostId, me: u32| {
-            let (v, p) = self.applied[h.index()];
+            let (v, p) = self.per_host[h.index()].applied;
             let version = &self.versions[v as usize];
             p.and_then(|p| {
                 version
@@ -812,8 +825,8 @@ impl<'a> SecNet<'a> {
     /// no main-mode SA past its lifetime, no traffic under a key past its lifetime.
     pub fn audit(&self, now: SimTime) -> Result<(), String> {
         let p = self.params.sa;
-        let mut mm = vec![0u32; self.host_sas.len()];
-        let mut qm = vec![0u32; self.host_sas.len()];
+        let mut mm = vec![0u32; self.per_host.len()];
+        let mut qm = vec![0u32; self.per_host.len()];
         let (mut tm, mut tq, mut ts) = (0u64, 0u64, 0u64);
         for (key, e) in self.sas.iter() {
             let (a, b) = pair_hosts(key);
@@ -851,7 +864,7 @@ impl<'a> SecNet<'a> {
                 QmState::None => {}
             }
         }
-        if self.host_sas.iter().zip(mm.iter().zip(&qm)).any(|(live, (&m, &q))| (live.mm, live.qm) != (m, q)) {
+        if self.per_host.iter().zip(mm.iter().zip(&qm)).any(|(live, (&m, &q))| (live.mm, live.qm) != (m, q)) {
             return Err("per-host live SA counts differ from a recount of the SA table".into());
         }
         if (tm, tq, ts) != (self.live_mm, self.live_qm, self.live_soft) {
