@@ -875,18 +875,7 @@ impl Validator<'_> {
         if open >= close {
             self.fail(&k("open"), "the desk must open before it closes");
         }
-        let mut hourly = [0.0; 24];
-        if f.hourly.len() != 24
-            || f.hourly.iter().any(|w| !(w.is_finite() && *w >= 0.0))
-            || f.hourly.iter().sum::<f64>() <= 0.0
-        {
-            self.fail(
-                &k("hourly"),
-                format!("expected 24 non-negative hourly weights, not all zero (found {} values)", f.hourly.len()),
-            );
-        } else {
-            hourly.copy_from_slice(&f.hourly);
-        }
+        let hourly = self.hourly_weights(&k("hourly"), &f.hourly).unwrap_or([0.0; 24]);
         let mut base = PerCause::splat(0.0);
         for (name, &v) in &f.propensity {
             match Cause::from_name(name) {
@@ -1852,6 +1841,28 @@ impl Validator<'_> {
     }
 
     /// A time of day `"HH:MM"` (24:00 allowed).
+    /// 24 relative hourly weights: non-negative, not all zero, and with a sum small enough
+    /// to scale (a weight near the largest float made `w * 24` infinite: an infinite
+    /// session rate, a day of one session per nanosecond). `None` once reported.
+    fn hourly_weights(&mut self, path: &KeyPath, weights: &[f64]) -> Option<[f64; 24]> {
+        let total: f64 = weights.iter().sum();
+        let ok = weights.len() == 24 && weights.iter().all(|w| w.is_finite() && *w >= 0.0);
+        if !ok || total <= 0.0 {
+            self.fail(
+                path,
+                format!("expected 24 non-negative hourly weights, not all zero (found {} values)", weights.len()),
+            );
+            return None;
+        }
+        if total.is_infinite() || total > f64::MAX / 24.0 {
+            self.fail(path, format!("hourly weights are relative: their sum must be below {:e}", f64::MAX / 24.0));
+            return None;
+        }
+        let mut out = [0.0; 24];
+        out.copy_from_slice(weights);
+        Some(out)
+    }
+
     fn time_of_day(&mut self, path: KeyPath, s: &str) -> SimDuration {
         let ok = s.split_once(':').and_then(|(h, m)| Some((h.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
         match ok {
@@ -1936,16 +1947,8 @@ impl Validator<'_> {
         }
         let mut profiles = Vec::new();
         for (name, weights) in &t.diurnal {
-            let path = k("diurnal").key(name);
-            let ok = weights.len() == 24 && weights.iter().all(|w| w.is_finite() && *w >= 0.0);
+            let Some(weights) = self.hourly_weights(&k("diurnal").key(name), weights) else { continue };
             let total: f64 = weights.iter().sum();
-            if !ok || total <= 0.0 {
-                self.fail(
-                    &path,
-                    format!("expected 24 non-negative hourly weights, not all zero (found {} values)", weights.len()),
-                );
-                continue;
-            }
             let mut hourly = [0.0; 24];
             for (h, w) in weights.iter().enumerate() {
                 hourly[h] = w * 24.0 / total;
@@ -2015,6 +2018,8 @@ impl Validator<'_> {
                 }
                 let profile = match profiles.iter().position(|pr| pr.name == a.diurnal) {
                     Some(i) => i,
+                    // A profile that failed its own check is reported there already.
+                    None if t.diurnal.contains_key(&a.diurnal) => 0,
                     None => {
                         let names: Vec<&str> = t.diurnal.keys().map(String::as_str).collect();
                         self.fail(

@@ -15,9 +15,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 pub struct Counting;
@@ -143,41 +144,35 @@ pub fn quiet_panics_in_cases() {
 }
 
 /// Aborts the process when a case runs longer than its allowance.
+///
+/// Cases are tracked per thread: the scenario and sweep campaigns run at once on the test
+/// harness's threads, and with one shared slot a sweep case ending cleared the clock of a
+/// scenario case still running, so a hang went unnoticed for as long as it lasted.
 pub struct Watchdog {
-    /// Milliseconds since `epoch` when the running case started, plus one; 0 when idle.
-    started_ms: AtomicU64,
-    allowance_ms: AtomicU64,
-    what: Mutex<Option<PathBuf>>,
-    epoch: Instant,
+    /// Per thread running a case: when it started, its allowance and its input.
+    running: Mutex<HashMap<ThreadId, (Instant, Duration, PathBuf)>>,
 }
 
 impl Watchdog {
     /// A watchdog thread that checks once a second.
     pub fn start() -> &'static Watchdog {
-        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
-            started_ms: AtomicU64::new(0),
-            allowance_ms: AtomicU64::new(0),
-            what: Mutex::new(None),
-            epoch: Instant::now(),
-        }));
+        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog { running: Mutex::new(HashMap::new()) }));
         std::thread::Builder::new()
             .name("hostile-watchdog".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
-                    let started = dog.started_ms.load(Ordering::SeqCst);
-                    if started == 0 {
-                        continue;
-                    }
-                    let ran = dog.now_ms().saturating_sub(started - 1);
-                    if ran > dog.allowance_ms.load(Ordering::SeqCst) {
-                        let what = dog.what.lock().map(|w| w.clone()).unwrap_or(None);
-                        eprintln!(
-                            "hostile: HANG: a case ran {} s, past its allowance; its input: {}",
-                            ran / 1000,
-                            what.map_or_else(|| "?".into(), |p| p.display().to_string())
-                        );
-                        std::process::abort();
+                    let Ok(running) = dog.running.lock() else { continue };
+                    for (started, allowance, what) in running.values() {
+                        let ran = started.elapsed();
+                        if ran > *allowance {
+                            eprintln!(
+                                "hostile: HANG: a case ran {} s, past its allowance; its input: {}",
+                                ran.as_secs(),
+                                what.display()
+                            );
+                            std::process::abort();
+                        }
                     }
                 }
             })
@@ -185,20 +180,17 @@ impl Watchdog {
         dog
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// A case reading `input` starts and may run for `allowance`.
+    /// A case reading `input` starts on this thread and may run for `allowance`.
     pub fn begin(&self, input: PathBuf, allowance: Duration) {
-        if let Ok(mut w) = self.what.lock() {
-            *w = Some(input);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(std::thread::current().id(), (Instant::now(), allowance, input));
         }
-        self.allowance_ms.store(allowance.as_millis() as u64, Ordering::SeqCst);
-        self.started_ms.store(self.now_ms() + 1, Ordering::SeqCst);
     }
 
+    /// This thread's case ended.
     pub fn end(&self) {
-        self.started_ms.store(0, Ordering::SeqCst);
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&std::thread::current().id());
+        }
     }
 }
