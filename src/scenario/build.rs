@@ -1840,7 +1840,6 @@ impl Validator<'_> {
         }
     }
 
-    /// A time of day `"HH:MM"` (24:00 allowed).
     /// 24 relative hourly weights: non-negative, not all zero, and with a sum small enough
     /// to scale (a weight near the largest float made `w * 24` infinite: an infinite
     /// session rate, a day of one session per nanosecond). `None` once reported.
@@ -1854,7 +1853,7 @@ impl Validator<'_> {
             );
             return None;
         }
-        if total.is_infinite() || total > f64::MAX / 24.0 {
+        if total > f64::MAX / 24.0 {
             self.fail(path, format!("hourly weights are relative: their sum must be below {:e}", f64::MAX / 24.0));
             return None;
         }
@@ -1863,6 +1862,7 @@ impl Validator<'_> {
         Some(out)
     }
 
+    /// A time of day `"HH:MM"` (24:00 allowed).
     fn time_of_day(&mut self, path: KeyPath, s: &str) -> SimDuration {
         let ok = s.split_once(':').and_then(|(h, m)| Some((h.parse::<u64>().ok()?, m.parse::<u64>().ok()?)));
         match ok {
