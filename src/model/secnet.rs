@@ -57,11 +57,20 @@ pub enum ClearKind {
     Soft,
 }
 
-/// A timer the caller schedules on the event queue.
+/// A timer the caller schedules on the event queue, at the time that comes with it. The
+/// time is not kept in the timer: the queue has it, and the event stays 16 bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SaTimer {
-    Idle { pair: u64, at: SimTime },
-    MainMode { pair: u64, at: SimTime },
+pub struct SaTimer {
+    pub pair: u64,
+    pub kind: TimerKind,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The quick-mode or soft SA's idle check.
+    Idle,
+    /// The main-mode SA's lifetime.
+    MainMode,
 }
 
 /// The result of [`SecNet::connect`].
@@ -79,7 +88,7 @@ pub struct Connection {
     /// For a protected connection: the SA's host pair and the time its current key was
     /// set (SPIs and keys of a packet capture derive from these).
     pub sa_key: Option<(u64, SimTime)>,
-    pub timers: [Option<SaTimer>; 2],
+    pub timers: [Option<(SimTime, SaTimer)>; 2],
     /// The connection met a failed NLB node: its stall (already in `delay`).
     pub stall: Option<StallEvent>,
 }
@@ -649,12 +658,12 @@ impl<'a> SecNet<'a> {
         self.account(init, resp, now, &fx);
         let mut timers = [None, None];
         if let Some(at) = fx.mm_expires {
-            timers[1] = Some(SaTimer::MainMode { pair: key, at });
+            timers[1] = Some((at, SaTimer { pair: key, kind: TimerKind::MainMode }));
         }
         if entry.idle_check().is_none() {
             if let Some(d) = entry.state.idle_deadline(&p) {
                 entry.set_idle_check(Some(d));
-                timers[0] = Some(SaTimer::Idle { pair: key, at: d });
+                timers[0] = Some((d, SaTimer { pair: key, kind: TimerKind::Idle }));
             }
         }
         conn.timers = timers;
@@ -669,16 +678,17 @@ impl<'a> SecNet<'a> {
         conn
     }
 
-    /// Handles a timer at its deadline; returns a timer to schedule next, if any.
-    pub fn timer(&mut self, timer: SaTimer, now: SimTime) -> Option<SaTimer> {
+    /// Handles a timer at its deadline `now`; returns a timer to schedule next, if any.
+    pub fn timer(&mut self, timer: SaTimer, now: SimTime) -> Option<(SimTime, SaTimer)> {
         let p = self.params.sa;
-        let (key, event) = match timer {
-            SaTimer::Idle { pair, .. } => (pair, SaEvent::Expire),
-            SaTimer::MainMode { pair, .. } => (pair, SaEvent::MmExpire),
+        let key = timer.pair;
+        let event = match timer.kind {
+            TimerKind::Idle => SaEvent::Expire,
+            TimerKind::MainMode => SaEvent::MmExpire,
         };
         let entry = self.sas.get_mut(key)?;
-        if let SaTimer::Idle { at, .. } = timer {
-            if entry.idle_check() != Some(at) {
+        if timer.kind == TimerKind::Idle {
+            if entry.idle_check() != Some(now) {
                 // A check scheduled for an earlier incarnation of the pair: not ours.
                 return None;
             }
@@ -696,7 +706,7 @@ impl<'a> SecNet<'a> {
         let mut next_timer = None;
         if let SaEvent::Expire = event {
             entry.set_idle_check(entry.state.idle_deadline(&p));
-            next_timer = entry.idle_check().map(|at| SaTimer::Idle { pair: key, at });
+            next_timer = entry.idle_check().map(|at| (at, SaTimer { pair: key, kind: TimerKind::Idle }));
         }
         if entry.state.is_empty() {
             self.sas.remove(key);

@@ -27,7 +27,7 @@ use super::nlb::Outage;
 use super::packet_layer::{PacketLayer, SessionPackets, encap_for};
 use super::policy::{BlockReason, Service};
 use super::population::Population;
-use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent};
+use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent, TimerKind};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
 use crate::engine::queue::EventQueue;
@@ -49,6 +49,11 @@ pub mod class {
     pub const ARRIVAL: u8 = 5;
 }
 
+/// An event is 16 bytes: with the queue's time and order key, 32 per pending event (a
+/// full-campus day has 1.5 M pending). Variants keep larger data elsewhere (an outage's
+/// times in the run's outage list, a timer's deadline in the queue).
+const _: () = assert!(std::mem::size_of::<Event>() == 16);
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     DayStart(u32),
@@ -59,7 +64,12 @@ pub enum Event {
         seq: u32,
         slot: Slot,
     },
-    Sa(SaTimer),
+    /// An SA timer (a [`SaTimer`] spelled out: the variant's fields share the enum's
+    /// padding, the struct's would not).
+    Sa {
+        pair: u64,
+        kind: TimerKind,
+    },
     Campaign(CampaignEvent),
     Node(NodeEvent),
 }
@@ -67,8 +77,15 @@ pub enum Event {
 /// An NLB node failing (until its repair) or coming back.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
-    Down { cluster: ClusterId, node: u32, until: SimTime },
-    Up { cluster: ClusterId, node: u32 },
+    /// The `outage`-th of the run's outages (its node and repair time are there: an event
+    /// stays 16 bytes).
+    Down {
+        outage: u32,
+    },
+    Up {
+        cluster: ClusterId,
+        node: u32,
+    },
 }
 
 /// Stream words reserved for one event of a host: a session with its peer choice and the
@@ -299,11 +316,8 @@ struct DayTotals {
     wan_session_bytes: u64,
 }
 
-fn push_timer(queue: &mut EventQueue<Event>, t: SaTimer) {
-    let at = match t {
-        SaTimer::Idle { at, .. } | SaTimer::MainMode { at, .. } => at,
-    };
-    queue.push(at, class::SA_TIMER, Event::Sa(t));
+fn push_timer(queue: &mut EventQueue<Event>, (at, t): (SimTime, SaTimer)) {
+    queue.push(at, class::SA_TIMER, Event::Sa { pair: t.pair, kind: t.kind });
 }
 
 /// The window of a host's day stream that its `seq`-th event of that day draws from.
@@ -451,9 +465,10 @@ impl<'a, O: Observer> World<'a, O> {
     pub fn prime(&self, queue: &mut EventQueue<Event>) {
         queue.push(SimTime::ZERO, class::DAY_START, Event::DayStart(0));
         if self.secnet.as_ref().is_some_and(|n| n.failover().is_some()) {
-            for o in &self.outages {
+            for (i, o) in self.outages.iter().enumerate() {
                 let (cluster, node) = (ClusterId(o.cluster), o.node);
-                queue.push(o.at, class::NLB, Event::Node(NodeEvent::Down { cluster, node, until: o.until }));
+                let outage = u32::try_from(i).expect("fewer than 2^32 outages");
+                queue.push(o.at, class::NLB, Event::Node(NodeEvent::Down { outage }));
                 queue.push(o.until, class::NLB, Event::Node(NodeEvent::Up { cluster, node }));
             }
         }
@@ -464,8 +479,9 @@ impl<'a, O: Observer> World<'a, O> {
     fn node_event(&mut self, ev: NodeEvent, now: SimTime) {
         let Some(net) = self.secnet.as_mut() else { return };
         match ev {
-            NodeEvent::Down { cluster, node, until } => {
-                for st in net.node_down(cluster, node, now, until) {
+            NodeEvent::Down { outage } => {
+                let o = &self.outages[outage as usize];
+                for st in net.node_down(ClusterId(o.cluster), o.node, now, o.until) {
                     self.stalled(&st);
                 }
             }
@@ -799,9 +815,9 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
                 }
             }
             Event::Node(ev) => self.node_event(ev, now),
-            Event::Sa(t) => {
+            Event::Sa { pair, kind } => {
                 if let Some(net) = self.secnet.as_mut() {
-                    if let Some(next) = net.timer(t, now) {
+                    if let Some(next) = net.timer(SaTimer { pair, kind }, now) {
                         push_timer(queue, next);
                     }
                     let d = &mut self.ipsec_today;
