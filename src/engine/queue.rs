@@ -270,6 +270,17 @@ impl<E> EventQueue<E> {
         near.or_else(|| self.lowest_slot().map(|i| self.slots[i].min)).map(SimTime::from_nanos)
     }
 
+    /// The least pending event if it is among the near events (the usual case), else
+    /// `None` (finding it would take a refill). For looking ahead, e.g. to prefetch what
+    /// the next event will touch.
+    #[inline]
+    pub fn peek_near(&self) -> Option<&E> {
+        match (self.near.front(), self.overflow.peek()) {
+            (Some(a), Some(b)) => Some(if a.sort_key() <= b.sort_key() { &a.event } else { &b.event }),
+            (a, b) => a.or(b).map(|e| &e.event),
+        }
+    }
+
     /// Removes and returns the least pending event under `(time, class, seq)`.
     #[inline]
     pub fn pop(&mut self) -> Option<Scheduled<E>> {

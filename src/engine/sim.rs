@@ -34,6 +34,13 @@ pub enum Flow {
 /// The model side of the run loop: handles one event, may schedule more.
 pub trait Handler<E> {
     fn handle(&mut self, now: SimTime, event: E, queue: &mut EventQueue<E>) -> Flow;
+
+    /// Called with the next pending event (when the queue has it at hand) before the
+    /// current one is handled: a handler may ask the CPU for the memory that event will
+    /// read, so that it arrives while the current one is handled. A hint only: it must
+    /// not change any state.
+    #[inline]
+    fn prefetch(&self, _next: &E) {}
 }
 
 /// Stop conditions; `None` means no limit.
@@ -116,6 +123,9 @@ pub fn run<E, H: Handler<E>>(
             break if queue.is_empty() { StopReason::Drained } else { StopReason::Until };
         };
         events += 1;
+        if let Some(after) = queue.peek_near() {
+            handler.prefetch(after);
+        }
         let flow = handler.handle(next.time, next.event, queue);
         if events % PROGRESS_EVERY == 0 {
             progress(&Progress { now: queue.now(), events, pending: queue.len() });

@@ -538,6 +538,15 @@ impl<'a> Campaign<'a> {
     }
 
     /// Records what a sampled connection's user (if any) met.
+    /// Asks the CPU for the day record of `host`'s user ahead of a session of it (see
+    /// [`Campaign::felt`]).
+    #[inline]
+    pub fn prefetch_user(&self, host: HostId) {
+        if let Some(u) = self.campus.host(host).owner.and_then(|u| self.users.get(u.index())) {
+            crate::engine::prefetch(u);
+        }
+    }
+
     pub fn felt(&mut self, pop: &Population, init: HostId, resp: HostId, app: usize, felt: Felt, now: SimTime) {
         if let Felt::BlockedByIpsec = felt {
             // Untrusted clients refused by a server: the server's owners may ask for a

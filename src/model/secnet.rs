@@ -133,6 +133,12 @@ struct PairEntry {
     idle_check_at: SimTime,
 }
 
+impl Default for PairEntry {
+    fn default() -> Self {
+        PairEntry::EMPTY
+    }
+}
+
 impl PairEntry {
     const EMPTY: PairEntry = PairEntry { state: PairState::EMPTY, idle_check_at: SimTime::MAX };
 
@@ -533,6 +539,9 @@ impl<'a> SecNet<'a> {
         if ip.is_none() && rp.is_none() {
             return conn;
         }
+        // The pair's entry is a random read of a big table: ask for it now, so that it
+        // arrives while the rules are matched.
+        self.sas.prefetch(pair_key(init, resp));
         let ir = self.rule(init, peer, resp, true, service);
         // An NLB node answers on the cluster's virtual IP: that is its address here.
         let rr = match peer {
@@ -556,8 +565,8 @@ impl<'a> SecNet<'a> {
         }
         let key = pair_key(init, resp);
         let p = self.params.sa;
-        // Copied out and written back in place, not removed and re-inserted: a removal can
-        // leave a tombstone (see `pair_table`).
+        // Copied out and written back in place, not removed and re-inserted (a removal
+        // shifts the entries after it back, see `pair_table`).
         let existing = self.sas.get(key).copied();
         let mut entry = existing.unwrap_or(PairEntry::EMPTY);
         let alive = |s: &PairState| s.idle_deadline(&p).is_some_and(|d| now < d);
@@ -676,6 +685,21 @@ impl<'a> SecNet<'a> {
             (false, true) => {}
         }
         conn
+    }
+
+    /// Asks the CPU for the SA table entry of `pair` ahead of its use (see
+    /// [`pair_table::PairTable::prefetch`]).
+    #[inline]
+    pub fn prefetch_pair(&self, pair: u64) {
+        self.sas.prefetch(pair);
+    }
+
+    /// Asks the CPU for `host`'s record ahead of a connection of it.
+    #[inline]
+    pub fn prefetch_host(&self, host: HostId) {
+        if let Some(h) = self.per_host.get(host.index()) {
+            crate::engine::prefetch(h);
+        }
     }
 
     /// Handles a timer at its deadline `now`; returns a timer to schedule next, if any.

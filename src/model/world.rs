@@ -804,6 +804,28 @@ impl<'a, O: Observer> World<'a, O> {
 }
 
 impl<O: Observer> Handler<Event> for World<'_, O> {
+    /// An SA timer's pair entry is a random read of a table of hundreds of MB, an
+    /// arrival's host and user records random reads of arrays of MBs: fetched while the
+    /// event before it is handled, they are in cache when it runs. (An arrival's peer, and
+    /// so its pair, is only known once its session is drawn.)
+    #[inline]
+    fn prefetch(&self, next: &Event) {
+        match *next {
+            Event::Sa { pair, .. } => {
+                if let Some(net) = self.secnet.as_ref() {
+                    net.prefetch_pair(pair);
+                }
+            }
+            Event::Arrival { host, .. } => {
+                if let Some(net) = self.secnet.as_ref() {
+                    net.prefetch_host(host);
+                }
+                self.campaign.prefetch_user(host);
+            }
+            _ => {}
+        }
+    }
+
     fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) -> Flow {
         match event {
             Event::Arrival { host, seq, slot } => self.arrival(host, seq, slot, now, queue),

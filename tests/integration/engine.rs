@@ -47,7 +47,8 @@ impl Reference {
     }
 }
 
-/// Applies `ops` to both and checks every pop, peek and length; then drains both.
+/// Applies `ops` to both and checks every pop, peek, look-ahead and length; then drains
+/// both.
 fn check_against_reference(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut q: EventQueue<u64> = EventQueue::new();
     let mut r = Reference::default();
@@ -73,6 +74,10 @@ fn check_against_reference(ops: &[Op]) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(q.len(), r.items.len());
         prop_assert_eq!(q.peek_time().map(SimTime::as_nanos), r.min_time());
+        // A look ahead, when the queue has one at hand, is the event popped next.
+        if let Some(&e) = q.peek_near() {
+            prop_assert_eq!(Some(e), r.items.iter().min().map(|x| x.2));
+        }
     }
     while step(&mut q, &mut r)? {}
     prop_assert!(q.is_empty());

@@ -1,159 +1,232 @@
 //! The SA table: one entry per host pair, keyed by [`super::pair_key`], that knows how much
-//! memory it held at its largest.
+//! memory it held at its largest and can fetch a key's entry into the cache ahead of use.
 //!
 //! Contract:
-//! - A map (std's `HashMap`, hashbrown, with the Fx hash); iteration order is never used
-//!   for output (callers sort), so how the table is laid out changes no result.
-//! - It does not double because of tombstones. A removed entry often leaves a tombstone,
-//!   which hashbrown counts against the room left; when the room runs out it cleans them
-//!   in place only if at most half full, else it doubles. SA pairs come and go all day, so
-//!   the campus's table, three-fifths full of live pairs, doubled to one a third full (193
-//!   bytes per live SA on the full-campus day instead of 96). Here, when the room runs out
-//!   while less than three-quarters full, the table is rebuilt at its size instead: the
-//!   rebuild moves every entry (at most once per quarter of the table's inserts) and holds
-//!   two copies of it for a moment.
-//! - The table is 8 shards by a hash of the key, each growing and rebuilt on its own, so
-//!   a doubling or a rebuild holds one shard twice, not the whole table.
-//! - [`PairTable::bytes_peak`] is the table's memory at its largest capacity, from
-//!   [`hash_table_bytes`].
+//! - An open-addressing table with linear probing, keys in one array and values in
+//!   another at the same index: a lookup scans keys from the key's home slot (eight to a
+//!   cache line) and reads one value, and [`PairTable::prefetch`] can ask the CPU for
+//!   both lines of the home slot before the lookup, which std's `HashMap` cannot (where
+//!   an entry sits is only known after reading its control bytes). The event loop prefetches the pair of the next SA timer while it
+//!   handles the current event.
+//! - Removal shifts the following entries of the probe run back (no tombstones), so a table
+//!   whose pairs come and go all day keeps the size its live pairs need; std's table
+//!   doubled under that churn (193 bytes per live SA on the full-campus day instead of 96).
+//! - 8 shards by the key's hash, each grown on its own (doubling at 3/4 full): a growth
+//!   holds one shard twice for a moment, not the whole table. Not more shards: a
+//!   campus-sized shard must stay well above [`crate::huge_pages::THRESHOLD`] to be backed
+//!   by huge pages (64 shards of 2.4 MB made the full-campus day 8% slower).
+//! - Iteration order is the slots' order, never used for output (callers sort).
+//! - [`PairTable::bytes_peak`] is the slots' memory at its largest (shards never shrink).
+//! - The key `u64::MAX` marks an empty slot: no pair of two host ids below `u32::MAX` has it.
 
-use rustc_hash::FxHashMap;
-
-/// Memory of a `hashbrown` table (std's `HashMap`) of `capacity` entries of `entry` bytes:
-/// it has a power-of-two number of buckets, filled to at most 7/8 (`capacity` is 7/8 of
-/// the buckets from 8 up, one less than them below), one control byte per bucket plus a
-/// group of 16 for wrap-around probing.
-pub fn hash_table_bytes(capacity: usize, entry: usize) -> u64 {
-    if capacity == 0 {
-        return 0;
-    }
-    let buckets = if capacity < 8 { capacity + 1 } else { capacity / 7 * 8 };
-    (buckets * (entry + 1) + 16) as u64
-}
-
-/// Shards of the table: a power of two. Each grows and is rebuilt on its own, so a
-/// resize holds two copies of one shard (1/8 of the table) for a moment, not of the
-/// whole table (a doubling held 1.5x the table, a rebuild at the same size 2x: 306 MB on
-/// the full-campus day, its peak). Not more shards: a campus-sized shard must stay well
-/// above [`crate::huge_pages::THRESHOLD`] to be backed by huge pages (64 shards of 2.4 MB
-/// made the full-campus day 8% slower).
+/// Shards of the table: a power of two.
 const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
+/// Slots of a shard's first allocation.
+const MIN_SLOTS: usize = 8;
+const EMPTY: u64 = u64::MAX;
+
+use crate::engine::prefetch;
 
 pub struct PairTable<V> {
     shards: Vec<Shard<V>>,
 }
 
-/// One shard: a map that does not double because of tombstones.
+/// Keys and values in two arrays: a probe run scans keys (eight to a cache line) and reads
+/// one value.
 struct Shard<V> {
-    map: FxHashMap<u64, V>,
-    /// The largest capacity the shard has had (its entries' room, 7/8 of its buckets). The
-    /// shard never shrinks, so this is also its capacity now.
-    capacity_peak: usize,
+    /// A power of two of keys (or none before the first insert); [`EMPTY`] where free.
+    keys: Vec<u64>,
+    values: Vec<V>,
+    len: usize,
+    /// `64 - log2(slots)`: a hash shifted right by it is a slot index.
+    shift: u32,
 }
 
 impl<V> Default for PairTable<V> {
     fn default() -> Self {
-        PairTable { shards: (0..SHARDS).map(|_| Shard { map: FxHashMap::default(), capacity_peak: 0 }).collect() }
+        PairTable {
+            shards: (0..SHARDS).map(|_| Shard { keys: Vec::new(), values: Vec::new(), len: 0, shift: 64 }).collect(),
+        }
     }
 }
 
-/// The shard of a key: the top bits of a multiplicative hash with another constant than
-/// the map's own (Fx), so that keys of one shard still spread over its buckets.
+/// Fibonacci hashing: the product's top bits depend on every bit of the key. The top
+/// `SHARD_BITS` pick the shard, the next ones the home slot in it.
 #[inline]
-fn shard_of(key: u64) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
+fn hash(key: u64) -> u64 {
+    key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-impl<V> PairTable<V> {
+#[inline]
+fn shard_of(key: u64) -> usize {
+    (hash(key) >> (64 - SHARD_BITS)) as usize
+}
+
+impl<V: Copy + Default> Shard<V> {
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        // `shift` is 64 for an empty shard: no slot to index (callers check `keys`).
+        (hash(key) << SHARD_BITS).checked_shr(self.shift).unwrap_or(0) as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.keys.len() - 1
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    fn find(&self, key: u64) -> Option<usize> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return Some(i);
+            }
+            if k == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Puts a key known to be absent into the first empty slot of its run.
+    fn place(&mut self, key: u64, value: V) {
+        let mask = self.mask();
+        let mut i = self.home(key);
+        while self.keys[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.keys[i] = key;
+        self.values[i] = value;
+        self.len += 1;
+    }
+
+    /// Doubles the slots (or makes the first ones) and re-places every entry.
+    fn grow(&mut self) {
+        let n = (self.keys.len() * 2).max(MIN_SLOTS);
+        let keys = std::mem::replace(&mut self.keys, vec![EMPTY; n]);
+        let values = std::mem::replace(&mut self.values, vec![V::default(); n]);
+        self.shift = 64 - n.trailing_zeros();
+        self.len = 0;
+        for (k, v) in keys.into_iter().zip(values).filter(|&(k, _)| k != EMPTY) {
+            self.place(k, v);
+        }
+    }
+
+    /// Empties slot `hole` and shifts back the entries after it that may move closer to
+    /// their home, so that every entry stays reachable from its home without a gap.
+    fn vacate(&mut self, mut hole: usize) {
+        let mask = self.mask();
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let k = self.keys[j];
+            if k == EMPTY {
+                break;
+            }
+            // The entry at `j` may fill the hole if the hole lies on its probe path, i.e.
+            // between its home and `j` (cyclically).
+            let home = self.home(k);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.keys[hole] = k;
+                self.values[hole] = self.values[j];
+                hole = j;
+            }
+        }
+        self.keys[hole] = EMPTY;
+        self.len -= 1;
+    }
+}
+
+impl<V: Copy + Default> PairTable<V> {
     #[inline]
     fn shard(&self, key: u64) -> &Shard<V> {
         &self.shards[shard_of(key)]
     }
 
     pub fn get(&self, key: u64) -> Option<&V> {
-        self.shard(key).map.get(&key)
+        let s = self.shard(key);
+        s.find(key).map(|i| &s.values[i])
     }
 
     pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
-        self.shards[shard_of(key)].map.get_mut(&key)
+        let s = &mut self.shards[shard_of(key)];
+        s.find(key).map(|i| &mut s.values[i])
     }
 
     pub fn remove(&mut self, key: u64) -> Option<V> {
-        self.shards[shard_of(key)].map.remove(&key)
+        let s = &mut self.shards[shard_of(key)];
+        let i = s.find(key)?;
+        let value = s.values[i];
+        s.vacate(i);
+        Some(value)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.map.len()).sum()
+        self.shards.iter().map(|s| s.len).sum()
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.shards.iter().flat_map(|s| s.map.iter().map(|(&k, v)| (k, v)))
+        self.shards
+            .iter()
+            .flat_map(|s| s.keys.iter().zip(&s.values).filter(|(k, _)| **k != EMPTY).map(|(k, v)| (*k, v)))
     }
 
     /// Inserts or replaces the entry of `key`.
     pub fn insert(&mut self, key: u64, value: V) {
-        let shard = &mut self.shards[shard_of(key)];
-        // `capacity()` is the entries plus the room left: it falls as tombstones pile up.
-        let room_used_up = shard.map.len() == shard.map.capacity();
-        if room_used_up && !shard.map.contains_key(&key) && shard.map.len() < shard.capacity_peak / 4 * 3 {
-            let mut rebuilt = FxHashMap::with_capacity_and_hasher(shard.capacity_peak, Default::default());
-            rebuilt.extend(shard.map.drain());
-            shard.map = rebuilt;
+        assert_ne!(key, EMPTY, "the empty-slot key is not a pair");
+        let s = &mut self.shards[shard_of(key)];
+        if let Some(i) = s.find(key) {
+            s.values[i] = value;
+            return;
         }
-        shard.map.insert(key, value);
-        shard.capacity_peak = shard.capacity_peak.max(shard.map.capacity());
+        // At most 3/4 full: linear probing's runs stay short (2.5 slots per hit at 3/4).
+        if (s.len + 1) * 4 > s.keys.len() * 3 {
+            s.grow();
+        }
+        s.place(key, value);
+    }
+
+    /// Asks the CPU for the cache lines of `key`'s home slot (its key and its value),
+    /// where a lookup of it starts and usually ends, without waiting for them (a hint: no
+    /// effect on what anything computes).
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        let s = self.shard(key);
+        let home = s.home(key);
+        if let (Some(k), Some(v)) = (s.keys.get(home), s.values.get(home)) {
+            prefetch(k);
+            prefetch(v);
+        }
     }
 
     /// Bytes the table held at its largest (every shard at its largest: shards never
     /// shrink, so they are all at their largest at once).
     pub fn bytes_peak(&self) -> u64 {
-        let entry = std::mem::size_of::<(u64, V)>();
-        self.shards.iter().map(|s| hash_table_bytes(s.capacity_peak, entry)).sum()
+        let slot = 8 + std::mem::size_of::<V>();
+        self.shards.iter().map(|s| (s.keys.len() * slot) as u64).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
 
-    /// The formula's bucket count is what std's table has: a power of two, and the
-    /// capacity the table reports is exactly the 7/8 (or bucket - 1) fill of it.
-    #[test]
-    fn hash_table_bytes_follows_the_tables_growth() {
-        let mut m: std::collections::HashMap<u64, [u8; 64]> = std::collections::HashMap::new();
-        assert_eq!(hash_table_bytes(m.capacity(), 72), 0);
-        let mut seen = 0;
-        for k in 0..100_000u64 {
-            m.insert(k, [0; 64]);
-            let cap = m.capacity();
-            if cap != seen {
-                seen = cap;
-                let bytes = hash_table_bytes(cap, 72) - 16;
-                assert_eq!(bytes % 73, 0);
-                let buckets = (bytes / 73) as usize;
-                assert!(buckets.is_power_of_two(), "capacity {cap}: {buckets} buckets");
-                let fill = if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 };
-                assert_eq!(fill, cap);
-                assert!(m.len() <= cap);
-            }
-        }
-        assert_eq!(seen, 114_688, "131,072 buckets hold 100,000 entries");
-    }
-
-    /// Pairs arriving and leaving all day with a steady number alive: the table keeps the
-    /// size its live entries need. A plain `HashMap` churned this way (57% full) doubles
-    /// once tombstones use up its room; this test fails on one.
-    #[test]
-    fn churn_at_a_steady_population_does_not_grow_the_table() {
-        let live = 65_000;
-        // Pairs of hosts of a 272,555-host campus, as `pair_key` makes them, from a
-        // xorshift stream: the Fx hash spreads such keys unevenly, which is what makes
-        // tombstones (a sequential key stream hashes too evenly to leave any).
-        let mut x = 12_345u64;
-        let mut pair = move || {
+    /// Pairs of hosts of a 272,555-host campus, as `pair_key` makes them, from a xorshift
+    /// stream.
+    fn pairs(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
             let mut host = || {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -162,7 +235,40 @@ mod tests {
             };
             let (a, b) = (host(), host());
             (a.min(b) << 32) | a.max(b)
-        };
+        }
+    }
+
+    /// Every entry is reachable from its home slot without crossing an empty one (what
+    /// lookups rely on), and `len` counts the entries.
+    fn check_runs<V: Copy + Default>(t: &PairTable<V>) {
+        for (n, s) in t.shards.iter().enumerate() {
+            let mask = s.keys.len().wrapping_sub(1);
+            let mut count = 0;
+            for (i, &key) in s.keys.iter().enumerate() {
+                if key == EMPTY {
+                    continue;
+                }
+                count += 1;
+                assert_eq!(shard_of(key), n, "key in the wrong shard");
+                let mut j = s.home(key);
+                while j != i {
+                    assert_ne!(s.keys[j], EMPTY, "a gap between key {key:#x}'s home and its slot");
+                    j = (j + 1) & mask;
+                }
+            }
+            assert_eq!(count, s.len);
+            assert_eq!(s.values.len(), s.keys.len());
+            assert!(s.len * 4 <= s.keys.len() * 3, "shard over 3/4 full");
+        }
+    }
+
+    /// Pairs arriving and leaving all day with a steady number alive: the table keeps the
+    /// size its live entries need (std's `HashMap`, whose removals leave tombstones,
+    /// doubled under this churn at this fill).
+    #[test]
+    fn churn_at_a_steady_population_does_not_grow_the_table() {
+        let live = 65_000;
+        let mut pair = pairs(12_345);
         let mut table = PairTable::default();
         let mut alive = std::collections::VecDeque::new();
         for i in 0..live {
@@ -177,31 +283,35 @@ mod tests {
             table.insert(k, i);
             alive.push_back(k);
         }
-        assert_eq!(table.bytes_peak(), settled, "the table doubled under churn");
+        assert_eq!(table.bytes_peak(), settled, "the table grew under churn");
+        check_runs(&table);
         let count = table.iter().count();
         assert!(count <= live as usize && count > live as usize * 99 / 100, "{count} entries");
         for &k in alive.iter().rev().take(1000) {
-            assert!(table.get(k).is_some(), "a live pair survived the rebuilds");
+            assert!(table.get(k).is_some(), "a live pair survived the churn");
         }
     }
 
-    /// Real growth still grows it.
+    /// Real growth still grows it, by doubling shards at 3/4 full.
     #[test]
     fn more_live_entries_grow_the_table() {
         let mut table = PairTable::default();
         table.insert(1, 0u64);
-        let small = table.bytes_peak();
-        for k in 0..100_000u64 {
+        let slot = 16;
+        assert_eq!(table.bytes_peak(), MIN_SLOTS as u64 * slot, "one shard's first slots");
+        for k in 0..150_000u64 {
             table.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
         }
-        assert!(table.bytes_peak() > small * 1000);
-        assert_eq!(table.len(), 100_001);
+        assert_eq!(table.len(), 150_001);
+        // About 18,750 per shard: more than 3/4 of 16,384 slots, less than 3/4 of 32,768.
+        assert_eq!(table.bytes_peak(), SHARDS as u64 * 32_768 * slot);
+        check_runs(&table);
     }
 
     /// Pair keys spread evenly over the shards (no shard twice another's load, which would
-    /// make its doublings, and their transient copies, the table's).
+    /// make its growth, and its transient copy, the table's), and lookups stay short.
     #[test]
-    fn pair_keys_spread_evenly_over_the_shards() {
+    fn pair_keys_spread_evenly_and_probe_runs_stay_short() {
         let mut load = [0usize; SHARDS];
         for a in 0..2_000u64 {
             for b in (a + 1..2_000).step_by(7) {
@@ -211,5 +321,65 @@ mod tests {
         let mean = load.iter().sum::<usize>() / SHARDS;
         let (min, max) = (load.iter().min().copied(), load.iter().max().copied());
         assert!(min > Some(mean * 9 / 10) && max < Some(mean * 11 / 10), "{min:?}..{max:?} around {mean}");
+
+        // Just under 3/4 full: a hit probes ~2.5 slots on average under uniform hashing.
+        let mut table = PairTable::default();
+        let mut pair = pairs(99);
+        let keys: Vec<u64> = (0..SHARDS * 3 * 8_192 / 4 - 2_000).map(|_| pair()).collect();
+        for &k in &keys {
+            table.insert(k, ());
+        }
+        let probes: usize = keys
+            .iter()
+            .map(|&k| {
+                let s = table.shard(k);
+                (s.find(k).expect("inserted") + s.keys.len() - s.home(k)) % s.keys.len() + 1
+            })
+            .sum();
+        let mean = probes as f64 / keys.len() as f64;
+        assert!(mean < 3.0, "{mean} slots probed per hit");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64, u32),
+        Remove(u64),
+        Get(u64),
+    }
+
+    /// Keys from a small range of a few hosts: long probe runs, wrap-around at the end of
+    /// a shard, and removals in the middle of runs.
+    fn op() -> impl Strategy<Value = Op> {
+        let key = (0u64..40, 0u64..40).prop_map(|(a, b)| (a << 32) | b);
+        prop_oneof![
+            (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            key.clone().prop_map(Op::Remove),
+            key.prop_map(Op::Get),
+        ]
+    }
+
+    proptest! {
+        /// The table answers every operation as a `HashMap` does.
+        #[test]
+        fn behaves_as_a_map(ops in proptest::collection::vec(op(), 1..600)) {
+            let mut table = PairTable::default();
+            let mut model = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        table.insert(k, v);
+                        model.insert(k, v);
+                    }
+                    Op::Remove(k) => prop_assert_eq!(table.remove(k), model.remove(&k)),
+                    Op::Get(k) => prop_assert_eq!(table.get(k), model.get(&k)),
+                }
+            }
+            check_runs(&table);
+            let mut all: Vec<(u64, u32)> = table.iter().map(|(k, &v)| (k, v)).collect();
+            all.sort_unstable();
+            let mut expected: Vec<(u64, u32)> = model.into_iter().collect();
+            expected.sort_unstable();
+            prop_assert_eq!(all, expected);
+        }
     }
 }
