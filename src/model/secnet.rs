@@ -711,11 +711,9 @@ impl<'a> SecNet<'a> {
             TimerKind::MainMode => SaEvent::MmExpire,
         };
         let entry = self.sas.get_mut(key)?;
-        if timer.kind == TimerKind::Idle {
-            if entry.idle_check() != Some(now) {
-                // A check scheduled for an earlier incarnation of the pair: not ours.
-                return None;
-            }
+        if timer.kind == TimerKind::Idle && entry.idle_check() != Some(now) {
+            // A check scheduled for an earlier incarnation of the pair: not ours.
+            return None;
         }
         let legal = match event {
             SaEvent::MmExpire => !matches!(entry.state.mm, sa::MmState::None),
