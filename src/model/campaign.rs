@@ -537,7 +537,6 @@ impl<'a> Campaign<'a> {
         true
     }
 
-    /// Records what a sampled connection's user (if any) met.
     /// Asks the CPU for the day record of `host`'s user ahead of a session of it (see
     /// [`Campaign::felt`]).
     #[inline]
@@ -547,6 +546,7 @@ impl<'a> Campaign<'a> {
         }
     }
 
+    /// Records what a sampled connection's user (if any) met.
     pub fn felt(&mut self, pop: &Population, init: HostId, resp: HostId, app: usize, felt: Felt, now: SimTime) {
         if let Felt::BlockedByIpsec = felt {
             // Untrusted clients refused by a server: the server's owners may ask for a

@@ -541,7 +541,8 @@ impl<'a> SecNet<'a> {
         }
         // The pair's entry is a random read of a big table: ask for it now, so that it
         // arrives while the rules are matched.
-        self.sas.prefetch(pair_key(init, resp));
+        let key = pair_key(init, resp);
+        self.sas.prefetch(key);
         let ir = self.rule(init, peer, resp, true, service);
         // An NLB node answers on the cluster's virtual IP: that is its address here.
         let rr = match peer {
@@ -563,7 +564,6 @@ impl<'a> SecNet<'a> {
             };
             return conn;
         }
-        let key = pair_key(init, resp);
         let p = self.params.sa;
         // Copied out and written back in place, not removed and re-inserted (a removal
         // shifts the entries after it back, see `pair_table`).

@@ -6,8 +6,8 @@
 //!   another at the same index: a lookup scans keys from the key's home slot (eight to a
 //!   cache line) and reads one value, and [`PairTable::prefetch`] can ask the CPU for
 //!   both lines of the home slot before the lookup, which std's `HashMap` cannot (where
-//!   an entry sits is only known after reading its control bytes). The event loop prefetches the pair of the next SA timer while it
-//!   handles the current event.
+//!   an entry sits is only known after reading its control bytes). The event loop
+//!   prefetches the pair of the next SA timer while it handles the current event.
 //! - Removal shifts the following entries of the probe run back (no tombstones), so a table
 //!   whose pairs come and go all day keeps the size its live pairs need; std's table
 //!   doubled under that churn (193 bytes per live SA on the full-campus day instead of 96).
@@ -19,14 +19,14 @@
 //! - [`PairTable::bytes_peak`] is the slots' memory at its largest (shards never shrink).
 //! - The key `u64::MAX` marks an empty slot: no pair of two host ids below `u32::MAX` has it.
 
+use crate::engine::prefetch;
+
 /// Shards of the table: a power of two.
 const SHARD_BITS: u32 = 3;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Slots of a shard's first allocation.
 const MIN_SLOTS: usize = 8;
 const EMPTY: u64 = u64::MAX;
-
-use crate::engine::prefetch;
 
 pub struct PairTable<V> {
     shards: Vec<Shard<V>>,
