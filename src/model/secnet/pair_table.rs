@@ -45,15 +45,11 @@ struct Shard<V> {
     keys: Vec<u64>,
     values: Vec<Line<V>>,
     len: usize,
-    /// `64 - log2(slots)`: a hash shifted right by it is a slot index.
-    shift: u32,
 }
 
 impl<V> Default for PairTable<V> {
     fn default() -> Self {
-        PairTable {
-            shards: (0..SHARDS).map(|_| Shard { keys: Vec::new(), values: Vec::new(), len: 0, shift: 64 }).collect(),
-        }
+        PairTable { shards: (0..SHARDS).map(|_| Shard { keys: Vec::new(), values: Vec::new(), len: 0 }).collect() }
     }
 }
 
@@ -72,8 +68,10 @@ fn shard_of(key: u64) -> usize {
 impl<V: Copy + Default> Shard<V> {
     #[inline]
     fn home(&self, key: u64) -> usize {
-        // `shift` is 64 for an empty shard: no slot to index (callers check `keys`).
-        (hash(key) << SHARD_BITS).checked_shr(self.shift).unwrap_or(0) as usize
+        // The hash's bits below the shard's, as many as the slots' log2. An empty shard has
+        // no slot to index (callers check `keys`); its "index" is then out of range.
+        let shift = 64 - self.keys.len().trailing_zeros();
+        (hash(key) << SHARD_BITS).checked_shr(shift).unwrap_or(0) as usize
     }
 
     #[inline]
@@ -118,7 +116,6 @@ impl<V: Copy + Default> Shard<V> {
         let n = (self.keys.len() * 2).max(MIN_SLOTS);
         let keys = std::mem::replace(&mut self.keys, vec![EMPTY; n]);
         let values = std::mem::replace(&mut self.values, vec![Line(V::default()); n]);
-        self.shift = 64 - n.trailing_zeros();
         self.len = 0;
         for (k, v) in keys.into_iter().zip(values).filter(|&(k, _)| k != EMPTY) {
             self.place(k, v.0);
