@@ -48,13 +48,22 @@ pub enum CampaignEvent {
     NapRemediate(HostId),
 }
 
-/// What users met today, per user (only users touched today).
-#[derive(Clone, Debug, Default)]
+/// What users met today, per user (only users touched today). 88 bytes: one per user,
+/// read at random by every sampled connection.
+#[derive(Clone, Debug)]
 struct UserDay {
     /// Applications with a failure of each traffic cause, and with a success.
     failed: [u64; TRAFFIC_CAUSES.len()],
     ok: u64,
-    first: [Option<SimTime>; TRAFFIC_CAUSES.len()],
+    /// The first failure of each cause today; `SimTime::MAX` for none (not an `Option`,
+    /// which would double these 40 bytes).
+    first: [SimTime; TRAFFIC_CAUSES.len()],
+}
+
+impl Default for UserDay {
+    fn default() -> Self {
+        UserDay { failed: [0; TRAFFIC_CAUSES.len()], ok: 0, first: [SimTime::MAX; TRAFFIC_CAUSES.len()] }
+    }
 }
 
 impl UserDay {
@@ -138,8 +147,11 @@ pub struct Campaign<'a> {
     touched: Vec<UserId>,
     /// NAP notifications today (whole population): (user, time).
     notices: Vec<(UserId, SimTime)>,
-    /// Sampled joinable hosts refused today; share refused yesterday.
-    refused_today: Vec<HostId>,
+    /// Per host: a sampled joinable host refused today (a flag, not a list of refusals:
+    /// a full-traffic day refuses millions of connections of a few thousand hosts), how
+    /// many hosts are flagged, and the share refused yesterday.
+    refused_today: Vec<bool>,
+    refused_hosts: u32,
     refused_share: f64,
     /// Untrusted connections each server refused today (sampled).
     server_refused: FxHashMap<HostId, u32>,
@@ -223,7 +235,8 @@ impl<'a> Campaign<'a> {
             met_before: vec![0; campus.users.len()],
             touched: Vec::new(),
             notices: Vec::new(),
-            refused_today: Vec::new(),
+            refused_today: vec![false; campus.hosts.len()],
+            refused_hosts: 0,
             refused_share: 0.0,
             server_refused: FxHashMap::default(),
             grants: Vec::new(),
@@ -384,9 +397,10 @@ impl<'a> Campaign<'a> {
             .count();
         let rebuilt = p.reimaged_share_per_day * self.campus.clients_total() as f64;
         let p_reimage = if managed_clients == 0 { 0.0 } else { (rebuilt / managed_clients as f64).min(1.0) };
-        let refused: std::collections::HashSet<HostId> = self.refused_today.drain(..).collect();
+        let refused = std::mem::replace(&mut self.refused_today, vec![false; self.campus.hosts.len()]);
+        let refused_hosts = std::mem::take(&mut self.refused_hosts);
         let nap = self.sc.nap.as_ref();
-        for i in 0..pop.hosts() {
+        for (i, was_refused) in refused.into_iter().enumerate() {
             let h = HostId::from_index(i);
             let host = &self.campus.hosts[i];
             let joinable = pop.is_joinable(h);
@@ -402,7 +416,7 @@ impl<'a> Campaign<'a> {
                 // Being refused pushes people to join: the host's own refusal when it is in
                 // the traffic sample, else the share of sampled joinable hosts refused.
                 let refused_boost = if self.sampled[i] {
-                    if refused.contains(&h) { p.join_rate_refused } else { 0.0 }
+                    if was_refused { p.join_rate_refused } else { 0.0 }
                 } else {
                     p.join_rate_refused * self.refused_share
                 };
@@ -421,7 +435,7 @@ impl<'a> Campaign<'a> {
         let sampled_joinable =
             (0..pop.hosts()).filter(|&i| self.sampled[i] && pop.is_joinable(HostId::from_index(i))).count();
         self.refused_share =
-            if sampled_joinable == 0 { 0.0 } else { (refused.len() as f64 / sampled_joinable as f64).min(1.0) };
+            if sampled_joinable == 0 { 0.0 } else { (f64::from(refused_hosts) / sampled_joinable as f64).min(1.0) };
     }
 
     /// Handles one of the campaign's events.
@@ -554,8 +568,9 @@ impl<'a> Campaign<'a> {
             if !pop.is_managed(init) && self.campus.hosts[resp.index()].kind.is_server() {
                 *self.server_refused.entry(resp).or_default() += 1;
             }
-            if pop.is_joinable(init) {
-                self.refused_today.push(init);
+            if pop.is_joinable(init) && !self.refused_today[init.index()] {
+                self.refused_today[init.index()] = true;
+                self.refused_hosts += 1;
             }
         }
         let Some(user) = self.campus.host(init).owner else { return };
@@ -581,7 +596,7 @@ impl<'a> Campaign<'a> {
             None => u.ok |= bit,
             Some(s) => {
                 u.failed[s] |= bit;
-                u.first[s] = Some(u.first[s].map_or(now, |t| t.min(now)));
+                u.first[s] = u.first[s].min(now);
             }
         }
     }
@@ -738,7 +753,8 @@ impl<'a> Campaign<'a> {
                     repeated: before & (1 << cause.index()) != 0,
                 };
                 let p = call_probability(*cause, circumstances, &hd.propensity);
-                cand[*cause].push((u, d.first[s].unwrap_or(SimTime::start_of_day(day)), p * self.scale));
+                // A failure always sets its first time: `failed[s]` is not zero here.
+                cand[*cause].push((u, d.first[s], p * self.scale));
                 by_cause[*cause] += self.scale;
                 self.met_before[u.index()] |= 1 << cause.index();
             }
