@@ -7,7 +7,7 @@ pub mod rng;
 pub mod sim;
 pub mod time;
 
-pub use prefetch::prefetch;
+pub use prefetch::{prefetch, prefetch_span};
 pub use queue::{EventQueue, Scheduled};
 pub use rng::{RngStreams, StreamKey};
 pub use sim::{Flow, Handler, Progress, RunStats, Stop, StopReason, run};

@@ -21,3 +21,17 @@ pub fn prefetch<T>(r: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
 }
+
+/// Prefetches every cache line `r` spans (two for a 48-byte value that straddles a line
+/// boundary; values up to 64 bytes span at most two).
+#[inline(always)]
+pub fn prefetch_span<T>(r: &T) {
+    const { assert!(std::mem::size_of::<T>() <= 64) };
+    prefetch(r);
+    if std::mem::size_of::<T>() > 1 {
+        // The value's last byte: the same line unless the value straddles a boundary.
+        let last = (r as *const T as *const u8).wrapping_add(std::mem::size_of::<T>() - 1);
+        // SAFETY: `last` points into the value `r` refers to.
+        prefetch(unsafe { &*last });
+    }
+}

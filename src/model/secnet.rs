@@ -13,6 +13,7 @@
 //!   deadlines ([`SaTimer`]).
 //! - Deterministic: no randomness of its own, hash maps used for lookup only.
 
+mod entry;
 mod failover;
 mod pair_table;
 
@@ -32,6 +33,7 @@ const SMB: Service = Service { protocol: 6, port: 445 };
 use super::sa::{self, PairState, QmState, SaEvent};
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::build::IpsecParams;
+use entry::{PackedEntry, PairEntry};
 pub use failover::{Failover, StallEvent};
 use pair_table::PairTable;
 
@@ -124,33 +126,6 @@ struct HostState {
     server_slot: u32,
 }
 
-#[derive(Copy, Clone)]
-struct PairEntry {
-    state: PairState,
-    /// When the pending idle check fires; `SimTime::MAX` when none is scheduled (a check
-    /// that far out never fires in a run either). Not an `Option`: that would add 8 bytes
-    /// to every entry of a table of hundreds of thousands.
-    idle_check_at: SimTime,
-}
-
-impl Default for PairEntry {
-    fn default() -> Self {
-        PairEntry::EMPTY
-    }
-}
-
-impl PairEntry {
-    const EMPTY: PairEntry = PairEntry { state: PairState::EMPTY, idle_check_at: SimTime::MAX };
-
-    fn idle_check(&self) -> Option<SimTime> {
-        (self.idle_check_at != SimTime::MAX).then_some(self.idle_check_at)
-    }
-
-    fn set_idle_check(&mut self, at: Option<SimTime>) {
-        self.idle_check_at = at.unwrap_or(SimTime::MAX);
-    }
-}
-
 /// One published version of the policy configuration, compiled for this campus.
 struct Version {
     set: Rc<PolicySet>,
@@ -172,7 +147,7 @@ pub struct SecNet<'a> {
     /// keys.
     local: Vec<Option<u16>>,
     local_psk: Rc<Vec<Vec<String>>>,
-    sas: PairTable<PairEntry>,
+    sas: PairTable<PackedEntry>,
     pub servers: Vec<(HostId, ServerStats)>,
     pub live_mm: u64,
     pub live_qm: u64,
@@ -567,7 +542,7 @@ impl<'a> SecNet<'a> {
         let p = self.params.sa;
         // Copied out and written back in place, not removed and re-inserted (a removal
         // shifts the entries after it back, see `pair_table`).
-        let existing = self.sas.get(key).copied();
+        let existing = self.sas.get(key).map(PackedEntry::unpack);
         let mut entry = existing.unwrap_or(PairEntry::EMPTY);
         let alive = |s: &PairState| s.idle_deadline(&p).is_some_and(|d| now < d);
         let mut fx = sa::Effects::default();
@@ -680,8 +655,8 @@ impl<'a> SecNet<'a> {
             (true, true) => {
                 self.sas.remove(key);
             }
-            (true, false) => *self.sas.get_mut(key).expect("read above") = entry,
-            (false, false) => self.sas.insert(key, entry),
+            (true, false) => *self.sas.get_mut(key).expect("read above") = PackedEntry::pack(&entry),
+            (false, false) => self.sas.insert(key, PackedEntry::pack(&entry)),
             (false, true) => {}
         }
         conn
@@ -710,7 +685,8 @@ impl<'a> SecNet<'a> {
             TimerKind::Idle => SaEvent::Expire,
             TimerKind::MainMode => SaEvent::MmExpire,
         };
-        let entry = self.sas.get_mut(key)?;
+        let slot = self.sas.get_mut(key)?;
+        let mut entry = slot.unpack();
         if timer.kind == TimerKind::Idle && entry.idle_check() != Some(now) {
             // A check scheduled for an earlier incarnation of the pair: not ours.
             return None;
@@ -730,6 +706,7 @@ impl<'a> SecNet<'a> {
             entry.set_idle_check(entry.state.idle_deadline(&p));
             next_timer = entry.idle_check().map(|at| (at, SaTimer { pair: key, kind: TimerKind::Idle }));
         }
+        *slot = PackedEntry::pack(&entry);
         if entry.state.is_empty() {
             self.sas.remove(key);
         }
@@ -862,7 +839,7 @@ impl<'a> SecNet<'a> {
         let (mut tm, mut tq, mut ts) = (0u64, 0u64, 0u64);
         for (key, e) in self.sas.iter() {
             let (a, b) = pair_hosts(key);
-            if let sa::MmState::Established { expires, .. } = e.state.mm {
+            if let sa::MmState::Established { expires, .. } = e.state().mm {
                 if expires <= now {
                     return Err(format!("pair {a}-{b}: main-mode SA alive at {now} past its lifetime ({expires})"));
                 }
@@ -870,7 +847,7 @@ impl<'a> SecNet<'a> {
                 mm[b.index()] += 1;
                 tm += 1;
             }
-            match e.state.qm {
+            match e.state().qm {
                 QmState::Established { keyed, last_used, .. } => {
                     if last_used + p.quick_mode_idle <= now {
                         return Err(format!(

@@ -17,6 +17,7 @@ use super::super::ids::{ClusterId, HostId};
 use super::super::kinds::Affinity;
 use super::super::nlb::{self, Detection, FailoverParams, Nlb, StallCase};
 use super::super::sa::{self, MmState, QmState};
+use super::pair_table::PairTable;
 use super::{Connection, Outcome, SecNet, pair_hosts, pair_key};
 use crate::engine::{SimDuration, SimTime};
 
@@ -40,14 +41,25 @@ pub struct StallEvent {
     pub stall: nlb::Stall,
 }
 
-/// A connection open on a node, kept so a failure can find it.
+/// A connection open on a node, kept so a failure can find it. 16 bytes: a busy node of
+/// a full-traffic day keeps tens of thousands.
 #[derive(Copy, Clone, Debug)]
 struct Active {
+    end: SimTime,
     client: HostId,
     app: u16,
-    end: SimTime,
+    /// Its NLB bucket (below [`nlb::BUCKETS`]).
+    bucket: u8,
     protected: bool,
-    bucket: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Active>() == 16 && nlb::BUCKETS <= 256);
+// A pin keeps a node's index in its cluster in a byte.
+const _: () = assert!(crate::scenario::build::limits::MAX_NLB_NODES <= 256);
+
+/// The pins table's key of a (client, cluster).
+fn pin_key((client, cluster): (u32, u32)) -> u64 {
+    (u64::from(client) << 32) | u64::from(cluster)
 }
 
 /// A client's SA to a node that died.
@@ -65,7 +77,12 @@ pub struct Failover {
     params: FailoverParams,
     /// XP SP1 hosts with the NAT-T update.
     nat_t_update: Vec<bool>,
-    pins: FxHashMap<(u32, u32), u32>,
+    /// Per (client, cluster), [`pin_key`]: the node (index in its cluster, below
+    /// `limits::MAX_NLB_NODES`) holding the client's SA. Our sharded table rather than a
+    /// hash map: a full-traffic day pins over a million clients, and a map's growth held
+    /// its old and new arrays at once (41 MB at the day's peak); a byte per node index,
+    /// not four (25 -> 19 MB).
+    pins: PairTable<u8>,
     stranded: FxHashMap<(u32, u32), Stranded>,
     /// Per cluster and node: open connections (pruned of ended ones as it grows).
     active: Vec<Vec<Vec<Active>>>,
@@ -95,7 +112,7 @@ impl Failover {
     /// per cluster.
     pub fn new(nlb: Nlb, params: FailoverParams, nat_t_update: Vec<bool>, sizes: &[u32]) -> Failover {
         let active = sizes.iter().map(|&n| vec![Vec::new(); n as usize]).collect();
-        Failover { nlb, params, nat_t_update, pins: FxHashMap::default(), stranded: FxHashMap::default(), active }
+        Failover { nlb, params, nat_t_update, pins: PairTable::default(), stranded: FxHashMap::default(), active }
     }
 
     pub fn params(&self) -> &FailoverParams {
@@ -147,15 +164,15 @@ impl SecNet<'_> {
             }
             f.stranded.remove(&key);
         }
-        if let Some(&pinned) = f.pins.get(&key) {
+        if let Some(pinned) = f.pins.get(pin_key(key)).map(|&n| u32::from(n)) {
             let alive = !f.nlb.is_down(cluster.0, pinned)
                 && self.sas.get(pair_key(client, HostId(first + pinned))).is_some_and(
-                    |e| matches!(e.state.qm, QmState::Established { last_used, .. } if now < last_used + qm_idle),
+                    |e| matches!(e.state().qm, QmState::Established { last_used, .. } if now < last_used + qm_idle),
                 );
             if alive {
                 return VipRoute { node: HostId(first + pinned), bucket, hazard: None, cluster_down: false };
             }
-            self.failover.as_mut().expect("checked above").pins.remove(&key);
+            self.failover.as_mut().expect("checked above").pins.remove(pin_key(key));
         }
         let hazard = route.dead.map(|(dead, reachable)| Hazard::DeadTarget { node: dead, reachable });
         VipRoute { node, bucket, hazard, cluster_down: route.cluster_down }
@@ -217,13 +234,14 @@ impl SecNet<'_> {
         }
         let node = conn.responder.0 - first;
         if protected {
-            f.pins.insert(key, node);
+            f.pins.insert(pin_key(key), node as u8);
         }
         let list = &mut f.active[cluster.index()][node as usize];
         if list.len() >= 64 && list.len().is_power_of_two() {
             list.retain(|a| a.end > now);
         }
-        list.push(Active { client, app, end: now + conn.delay + duration, protected, bucket: route.bucket });
+        let bucket = route.bucket as u8;
+        list.push(Active { end: now + conn.delay + duration, client, app, bucket, protected });
     }
 
     /// A node fails at `now` until `until`: its SAs die with it (clients pinned to it are
@@ -254,10 +272,10 @@ impl SecNet<'_> {
             let (a, b) = pair_hosts(k);
             let peer = if a == host { b } else { a };
             let f = self.failover.as_mut().expect("checked above");
-            if let QmState::Established { last_used, .. } = e.state.qm {
-                let pinned = f.pins.get(&(peer.0, cluster.0)) == Some(&node);
+            if let QmState::Established { last_used, .. } = e.state().qm {
+                let pinned = f.pins.get(pin_key((peer.0, cluster.0))).map(|&n| u32::from(n)) == Some(node);
                 if pinned && now < last_used + sa_params.quick_mode_idle {
-                    f.pins.remove(&(peer.0, cluster.0));
+                    f.pins.remove(pin_key((peer.0, cluster.0)));
                     // Nothing arrives after the failure; the SA would idle out anyway.
                     let last_inbound = last_used.min(now);
                     let cleared = match f.detection(c, peer) {
@@ -268,9 +286,9 @@ impl SecNet<'_> {
                 }
             }
             let fx = sa::Effects {
-                mm_delta: -i32::from(matches!(e.state.mm, MmState::Established { .. })),
-                qm_delta: -i32::from(matches!(e.state.qm, QmState::Established { .. })),
-                soft_delta: -i32::from(matches!(e.state.qm, QmState::Soft { .. })),
+                mm_delta: -i32::from(matches!(e.state().mm, MmState::Established { .. })),
+                qm_delta: -i32::from(matches!(e.state().qm, QmState::Established { .. })),
+                soft_delta: -i32::from(matches!(e.state().qm, QmState::Soft { .. })),
                 ..sa::Effects::default()
             };
             self.account(a, b, now, &fx);
@@ -291,7 +309,7 @@ impl SecNet<'_> {
                 } else {
                     (Detection::Nothing, SimDuration::ZERO)
                 };
-                let route = f.nlb.route(cluster.0, a.bucket, now);
+                let route = f.nlb.route(cluster.0, u64::from(a.bucket), now);
                 let reachable = route.dead.map_or(now, |d| d.1);
                 let case = StallCase { start: now, in_progress: true, last_inbound: now, reachable, detection, ike };
                 StallEvent {

@@ -5,7 +5,8 @@
 //! - An open-addressing table with linear probing, keys in one array and values in
 //!   another at the same index: a lookup scans keys from the key's home slot (eight to a
 //!   cache line) and reads one value, and [`PairTable::prefetch`] can ask the CPU for
-//!   both lines of the home slot before the lookup, which std's `HashMap` cannot (where
+//!   the home slot's lines (its key's, and the one or two its value spans) before the
+//!   lookup, which std's `HashMap` cannot (where
 //!   an entry sits is only known after reading its control bytes). The event loop
 //!   prefetches the pair of the next SA timer while it handles the current event.
 //! - Removal shifts the following entries of the probe run back (no tombstones), so a table
@@ -19,7 +20,7 @@
 //! - [`PairTable::bytes_peak`] is the slots' memory at its largest (shards never shrink).
 //! - The key `u64::MAX` marks an empty slot: no pair of two host ids below `u32::MAX` has it.
 
-use crate::engine::prefetch;
+use crate::engine::{prefetch, prefetch_span};
 
 /// Shards of the table: a power of two.
 const SHARD_BITS: u32 = 3;
@@ -32,18 +33,12 @@ pub struct PairTable<V> {
     shards: Vec<Shard<V>>,
 }
 
-/// A value on cache-line boundaries: an SA pair's 64-byte entry is then exactly one line,
-/// the one a prefetch fetches, instead of straddling two.
-#[derive(Copy, Clone)]
-#[repr(align(64))]
-struct Line<V>(V);
-
 /// Keys and values in two arrays: a probe run scans keys (eight to a cache line) and reads
 /// one value.
 struct Shard<V> {
     /// A power of two of keys (or none before the first insert); [`EMPTY`] where free.
     keys: Vec<u64>,
-    values: Vec<Line<V>>,
+    values: Vec<V>,
     len: usize,
 }
 
@@ -107,7 +102,7 @@ impl<V: Copy + Default> Shard<V> {
             i = (i + 1) & mask;
         }
         self.keys[i] = key;
-        self.values[i] = Line(value);
+        self.values[i] = value;
         self.len += 1;
     }
 
@@ -115,10 +110,10 @@ impl<V: Copy + Default> Shard<V> {
     fn grow(&mut self) {
         let n = (self.keys.len() * 2).max(MIN_SLOTS);
         let keys = std::mem::replace(&mut self.keys, vec![EMPTY; n]);
-        let values = std::mem::replace(&mut self.values, vec![Line(V::default()); n]);
+        let values = std::mem::replace(&mut self.values, vec![V::default(); n]);
         self.len = 0;
         for (k, v) in keys.into_iter().zip(values).filter(|&(k, _)| k != EMPTY) {
-            self.place(k, v.0);
+            self.place(k, v);
         }
     }
 
@@ -155,18 +150,18 @@ impl<V: Copy + Default> PairTable<V> {
 
     pub fn get(&self, key: u64) -> Option<&V> {
         let s = self.shard(key);
-        s.find(key).map(|i| &s.values[i].0)
+        s.find(key).map(|i| &s.values[i])
     }
 
     pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
         let s = &mut self.shards[shard_of(key)];
-        s.find(key).map(|i| &mut s.values[i].0)
+        s.find(key).map(|i| &mut s.values[i])
     }
 
     pub fn remove(&mut self, key: u64) -> Option<V> {
         let s = &mut self.shards[shard_of(key)];
         let i = s.find(key)?;
-        let value = s.values[i].0;
+        let value = s.values[i];
         s.vacate(i);
         Some(value)
     }
@@ -180,7 +175,7 @@ impl<V: Copy + Default> PairTable<V> {
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.shards
             .iter()
-            .flat_map(|s| s.keys.iter().zip(&s.values).filter(|(k, _)| **k != EMPTY).map(|(k, v)| (*k, &v.0)))
+            .flat_map(|s| s.keys.iter().zip(&s.values).filter(|(k, _)| **k != EMPTY).map(|(k, v)| (*k, v)))
     }
 
     /// Inserts or replaces the entry of `key`.
@@ -188,7 +183,7 @@ impl<V: Copy + Default> PairTable<V> {
         assert_ne!(key, EMPTY, "the empty-slot key is not a pair");
         let s = &mut self.shards[shard_of(key)];
         if let Some(i) = s.find(key) {
-            s.values[i] = Line(value);
+            s.values[i] = value;
             return;
         }
         // At most 3/4 full: linear probing's runs stay short (2.5 slots per hit at 3/4).
@@ -207,14 +202,14 @@ impl<V: Copy + Default> PairTable<V> {
         let home = s.home(key);
         if let (Some(k), Some(v)) = (s.keys.get(home), s.values.get(home)) {
             prefetch(k);
-            prefetch(v);
+            prefetch_span(v);
         }
     }
 
     /// Bytes the table held at its largest (every shard at its largest: shards never
     /// shrink, so they are all at their largest at once).
     pub fn bytes_peak(&self) -> u64 {
-        let slot = 8 + std::mem::size_of::<Line<V>>();
+        let slot = 8 + std::mem::size_of::<V>();
         self.shards.iter().map(|s| (s.keys.len() * slot) as u64).sum()
     }
 }
@@ -300,7 +295,8 @@ mod tests {
     fn more_live_entries_grow_the_table() {
         let mut table = PairTable::default();
         table.insert(1, 0u64);
-        let slot = 8 + 64;
+        // A key and a value per slot.
+        let slot = 8 + 8;
         assert_eq!(table.bytes_peak(), MIN_SLOTS as u64 * slot, "one shard's first slots");
         for k in 0..150_000u64 {
             table.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
