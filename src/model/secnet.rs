@@ -108,12 +108,15 @@ pub struct ServerStats {
     this_minute: u32,
 }
 
-/// What the IPsec layer keeps per host, in one 20-byte record: a connection reads and
+/// What the IPsec layer keeps per host, in one 24-byte record: a connection reads and
 /// updates both hosts' records, one cache line each instead of one per field.
 #[derive(Copy, Clone)]
 struct HostState {
     /// The version it applied and its policy in that version.
     applied: (u16, Option<u16>),
+    /// Its local policy (index in version 0's local policies), for a host outside the
+    /// domains that has one.
+    local: Option<u16>,
     /// Can get Kerberos tickets (joined, and its DC reachable in clear), as of its last
     /// refresh.
     kerberos: bool,
@@ -143,9 +146,9 @@ pub struct SecNet<'a> {
     holders: Vec<u32>,
     /// Per host: its applied policy, credentials, live SAs and server slot.
     per_host: Vec<HostState>,
-    /// Per host: a local policy (index in version 0's local policies) and its pre-shared
-    /// keys.
-    local: Vec<Option<u16>>,
+    /// Per local policy of version 0: the pre-shared keys it gives its hosts (per local
+    /// policy, not per host: every connection reads both sides' keys, and a per-host
+    /// array of them was a cache miss a connection).
     local_psk: Rc<Vec<Vec<String>>>,
     sas: PairTable<PackedEntry>,
     pub servers: Vec<(HostId, ServerStats)>,
@@ -219,6 +222,7 @@ impl<'a> SecNet<'a> {
         let n = campus.hosts.len();
         let blank = HostState {
             applied: (0, None),
+            local: None,
             kerberos: false,
             local_certificate: false,
             mm: 0,
@@ -233,8 +237,15 @@ impl<'a> SecNet<'a> {
                 servers.push((HostId::from_index(i), ServerStats::default()));
             }
         }
-        let mut local = vec![None; n];
-        let mut local_psk = vec![Vec::new(); n];
+        let local_psk: Vec<Vec<String>> = set
+            .local_policies
+            .iter()
+            .map(|lp| {
+                let keys =
+                    lp.credentials.iter().filter_map(|c| if let AuthMethod::Psk(k) = c { Some(k) } else { None });
+                keys.cloned().collect()
+            })
+            .collect();
         for (i, h) in campus.hosts.iter().enumerate() {
             let HostKind::Client(cat) = h.kind else { continue };
             if !h.os.ipsec_capable() || h.is_managed() {
@@ -243,14 +254,8 @@ impl<'a> SecNet<'a> {
             let u = local_draw(HostId::from_index(i));
             if let Some((li, lp)) = set.local_policies.iter().enumerate().find(|(_, lp)| lp.clients.contains(&cat)) {
                 if u < lp.fraction {
-                    local[i] = Some(li as u16);
-                    for c in &lp.credentials {
-                        match c {
-                            AuthMethod::Certificate => per_host[i].local_certificate = true,
-                            AuthMethod::Psk(k) => local_psk[i].push(k.clone()),
-                            AuthMethod::Kerberos => {}
-                        }
-                    }
+                    per_host[i].local = Some(li as u16);
+                    per_host[i].local_certificate = lp.credentials.contains(&AuthMethod::Certificate);
                 }
             }
         }
@@ -260,7 +265,6 @@ impl<'a> SecNet<'a> {
             versions: Vec::new(),
             holders: Vec::new(),
             per_host,
-            local,
             local_psk: Rc::new(local_psk),
             sas: PairTable::default(),
             servers,
@@ -324,7 +328,10 @@ impl<'a> SecNet<'a> {
             // A rebuilt PC has no policy until it rejoins.
             None
         } else {
-            self.local[host.index()].and_then(|l| set.local_policies.get(l as usize)).map(|lp| lp.policy as u16)
+            self.per_host[host.index()]
+                .local
+                .and_then(|l| set.local_policies.get(l as usize))
+                .map(|lp| lp.policy as u16)
         };
         let old = std::mem::replace(&mut self.per_host[host.index()].applied, (v, policy)).0;
         if old != v {
@@ -368,8 +375,8 @@ impl<'a> SecNet<'a> {
         let no_kerberos = |c: Creds| Creds { kerberos: false, ..c };
         let psk = self.local_psk.clone();
         let init =
-            side(&iset, self.campus, host, ip, init_rule, no_kerberos(self.creds(host, pop)), &psk[host.index()]);
-        let resp = side(&dset, self.campus, dc, dp, resp_rule, no_kerberos(self.creds(dc, pop)), &psk[dc.index()]);
+            side(&iset, self.campus, host, ip, init_rule, no_kerberos(self.creds(host, pop)), self.psk(&psk, host));
+        let resp = side(&dset, self.campus, dc, dp, resp_rule, no_kerberos(self.creds(dc, pop)), self.psk(&psk, dc));
         // Without Kerberos on either side: what is left is clear, or certificates.
         !matches!(decide(&init, &resp, &self.params.fallback, true), Decision::Blocked { .. })
     }
@@ -529,8 +536,8 @@ impl<'a> SecNet<'a> {
             self.versions[self.per_host[resp.index()].applied.0 as usize].set.clone(),
         );
         let psk = self.local_psk.clone();
-        let init_side = side(&iset, c, init, ip, ir, self.creds(init, pop), &psk[init.index()]);
-        let resp_side = side(&rset, c, resp, rp, rr, self.creds(resp, pop), &psk[resp.index()]);
+        let init_side = side(&iset, c, init, ip, ir, self.creds(init, pop), self.psk(&psk, init));
+        let resp_side = side(&rset, c, resp, rp, rr, self.creds(resp, pop), self.psk(&psk, resp));
         if init_side.negotiates().is_none() && resp_side.negotiates().is_none() {
             // Nobody asks for IPsec: permit, block, or no rule.
             conn.outcome = match decide(&init_side, &resp_side, &self.params.fallback, true) {
@@ -662,11 +669,21 @@ impl<'a> SecNet<'a> {
         conn
     }
 
+    /// The pre-shared keys `host` holds through its local policy (`keys`: a clone of
+    /// [`SecNet::local_psk`], so that they outlive borrows of `self`).
+    fn psk<'k>(&self, keys: &'k [Vec<String>], host: HostId) -> &'k [String] {
+        self.per_host[host.index()].local.map_or(&[], |l| keys[l as usize].as_slice())
+    }
+
     /// Asks the CPU for the SA table entry of `pair` ahead of its use (see
-    /// [`pair_table::PairTable::prefetch`]).
+    /// [`pair_table::PairTable::prefetch`]), and for both hosts' records: a timer that
+    /// ends an SA updates their live counts ([`SecNet::account`]).
     #[inline]
     pub fn prefetch_pair(&self, pair: u64) {
         self.sas.prefetch(pair);
+        let (a, b) = pair_hosts(pair);
+        self.prefetch_host(a);
+        self.prefetch_host(b);
     }
 
     /// Asks the CPU for `host`'s record ahead of a connection of it.
