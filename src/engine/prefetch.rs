@@ -11,27 +11,60 @@
 /// Prefetches the cache line holding `r` into every cache level.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
+    prefetch_address(r as *const T as *const u8);
+}
+
+/// Prefetches every cache line `r` spans (a 48-byte value straddling a line boundary
+/// spans two, an 88-byte one up to three).
+#[inline(always)]
+pub fn prefetch_span<T>(r: &T) {
+    let start = r as *const T as *const u8;
+    let offset = start as usize % LINE;
+    let lines = lines_spanned(start as usize, std::mem::size_of::<T>());
+    prefetch_address(start);
+    for i in 1..lines {
+        // The start of the i-th line the value spans: a byte of the value.
+        prefetch_address(start.wrapping_add(i * LINE - offset));
+    }
+}
+
+const LINE: usize = 64;
+
+/// Cache lines that `size` bytes from `addr` touch (at least one).
+#[inline(always)]
+fn lines_spanned(addr: usize, size: usize) -> usize {
+    ((addr % LINE) + size.max(1)).div_ceil(LINE)
+}
+
+#[inline(always)]
+fn prefetch_address(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is a hint that never faults and changes no memory; the
-        // pointer comes from a live reference anyway.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(r as *const T as *const i8) }
+        // SAFETY: a prefetch is a hint that never faults and changes no memory; callers
+        // pass addresses inside live values anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
 }
 
-/// Prefetches every cache line `r` spans (two for a 48-byte value that straddles a line
-/// boundary; values up to 64 bytes span at most two).
-#[inline(always)]
-pub fn prefetch_span<T>(r: &T) {
-    const { assert!(std::mem::size_of::<T>() <= 64) };
-    prefetch(r);
-    if std::mem::size_of::<T>() > 1 {
-        // The value's last byte: the same line unless the value straddles a boundary.
-        let last = (r as *const T as *const u8).wrapping_add(std::mem::size_of::<T>() - 1);
-        // SAFETY: `last` points into the value `r` refers to.
-        prefetch(unsafe { &*last });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_spans_the_lines_its_bytes_fall_in() {
+        assert_eq!(lines_spanned(0, 48), 1);
+        assert_eq!(lines_spanned(16, 48), 1, "bytes 16..64");
+        assert_eq!(lines_spanned(48, 48), 2, "bytes 48..96");
+        assert_eq!(lines_spanned(64 + 56, 88), 3, "bytes 56..144 of a line pair and a third");
+        assert_eq!(lines_spanned(128, 128), 2);
+        assert_eq!(lines_spanned(5, 0), 1, "a zero-sized value still names its line");
+        // Prefetching is a hint: any value, any alignment, no effect.
+        let v = [7u8; 200];
+        prefetch_span(&v);
+        prefetch_span(&v[3]);
+        assert_eq!(v[199], 7);
     }
 }

@@ -281,6 +281,15 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// The event `k` places behind the front of the sorted near events (0: the front), if
+    /// there are that many: usually the one that pops `k + 1` pops from now, but events
+    /// pushed meanwhile or waiting in the overflow heap can come first. For looking
+    /// further ahead than [`EventQueue::peek_near`], as a hint.
+    #[inline]
+    pub fn peek_near_at(&self, k: usize) -> Option<&E> {
+        self.near.get(k).map(|e| &e.event)
+    }
+
     /// Removes and returns the least pending event under `(time, class, seq)`.
     #[inline]
     pub fn pop(&mut self) -> Option<Scheduled<E>> {

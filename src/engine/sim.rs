@@ -41,7 +41,18 @@ pub trait Handler<E> {
     /// not change any state.
     #[inline]
     fn prefetch(&self, _next: &E) {}
+
+    /// Called with an event [`PREFETCH_DISTANCE`] places further on (when the queue has
+    /// it at hand): the first stage of a two-stage prefetch. A handler fetches here what
+    /// [`Handler::prefetch`] will read to find that event's memory (e.g. the index of a
+    /// record), so that the second stage does not wait for it. A hint only.
+    #[inline]
+    fn prefetch_ahead(&self, _later: &E) {}
 }
+
+/// How many events ahead of the current one [`Handler::prefetch_ahead`] looks: far enough
+/// for a memory access to complete while the events between are handled.
+pub const PREFETCH_DISTANCE: usize = 3;
 
 /// Stop conditions; `None` means no limit.
 #[derive(Copy, Clone, Debug, Default)]
@@ -125,6 +136,9 @@ pub fn run<E, H: Handler<E>>(
         events += 1;
         if let Some(after) = queue.peek_near() {
             handler.prefetch(after);
+        }
+        if let Some(later) = queue.peek_near_at(PREFETCH_DISTANCE - 1) {
+            handler.prefetch_ahead(later);
         }
         let flow = handler.handle(next.time, next.event, queue);
         if events % PROGRESS_EVERY == 0 {

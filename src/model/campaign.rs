@@ -141,6 +141,10 @@ pub struct Campaign<'a> {
     refresh_buckets: BTreeMap<u32, Vec<HostId>>,
     refresh_round: u32,
     users: Vec<UserDay>,
+    /// Per host: its owner's index (`u32::MAX` for none), a copy of the campus's for the
+    /// prefetch of the next arrival's user record, which must not wait for the host's
+    /// 56-byte record (itself only being fetched then).
+    owners: Vec<u32>,
     /// Per user, the causes (bits by `Cause::index`) met on an earlier day.
     met_before: Vec<u8>,
     /// Users whose record is not clear, in the order they were first touched today.
@@ -232,6 +236,7 @@ impl<'a> Campaign<'a> {
             refresh_buckets: BTreeMap::new(),
             refresh_round: 0,
             users: vec![UserDay::default(); campus.users.len()],
+            owners: campus.hosts.iter().map(|h| h.owner.map_or(u32::MAX, |u| u.0)).collect(),
             met_before: vec![0; campus.users.len()],
             touched: Vec::new(),
             notices: Vec::new(),
@@ -551,12 +556,22 @@ impl<'a> Campaign<'a> {
         true
     }
 
+    /// Asks the CPU for `host`'s owner index, which [`Campaign::prefetch_user`] reads,
+    /// a few events ahead.
+    #[inline]
+    pub fn prefetch_owner(&self, host: HostId) {
+        if let Some(o) = self.owners.get(host.index()) {
+            crate::engine::prefetch(o);
+        }
+    }
+
     /// Asks the CPU for the day record of `host`'s user ahead of a session of it (see
     /// [`Campaign::felt`]).
     #[inline]
     pub fn prefetch_user(&self, host: HostId) {
-        if let Some(u) = self.campus.host(host).owner.and_then(|u| self.users.get(u.index())) {
-            crate::engine::prefetch(u);
+        let owner = self.owners.get(host.index()).copied().unwrap_or(u32::MAX);
+        if let Some(u) = self.users.get(owner as usize) {
+            crate::engine::prefetch_span(u);
         }
     }
 

@@ -234,6 +234,13 @@ impl Campus {
     pub fn host(&self, id: HostId) -> &Host {
         &self.hosts[id.index()]
     }
+    /// Asks the CPU for a host's record (both lines it may span) ahead of its use.
+    #[inline]
+    pub fn prefetch_host(&self, id: HostId) {
+        if let Some(h) = self.hosts.get(id.index()) {
+            crate::engine::prefetch_span(h);
+        }
+    }
     pub fn clients_total(&self) -> usize {
         self.hosts.iter().filter(|h| h.is_client()).count()
     }

@@ -817,10 +817,31 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
                 }
             }
             Event::Arrival { host, .. } => {
+                self.campus.prefetch_host(host);
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_host(host);
                 }
                 self.campaign.prefetch_user(host);
+            }
+            _ => {}
+        }
+    }
+
+    /// An arrival's records, and the owner index its user record's prefetch will read, a
+    /// few events early; an SA timer's pair and hosts.
+    fn prefetch_ahead(&self, later: &Event) {
+        match *later {
+            Event::Sa { pair, .. } => {
+                if let Some(net) = self.secnet.as_ref() {
+                    net.prefetch_pair(pair);
+                }
+            }
+            Event::Arrival { host, .. } => {
+                self.campus.prefetch_host(host);
+                if let Some(net) = self.secnet.as_ref() {
+                    net.prefetch_host(host);
+                }
+                self.campaign.prefetch_owner(host);
             }
             _ => {}
         }

@@ -78,6 +78,16 @@ fn check_against_reference(ops: &[Op]) -> Result<(), TestCaseError> {
         if let Some(&e) = q.peek_near() {
             prop_assert_eq!(Some(e), r.items.iter().min().map(|x| x.2));
         }
+        // A look further ahead is a pending event with at least `k` pending before it
+        // (those in front of it in the near run; the overflow may hold more).
+        for k in 0..4 {
+            if let Some(&e) = q.peek_near_at(k) {
+                let item = r.items.iter().find(|x| x.2 == e);
+                prop_assert!(item.is_some(), "peek_near_at({}) gave {} which is not pending", k, e);
+                let before = r.items.iter().filter(|&x| x < item.unwrap()).count();
+                prop_assert!(before >= k, "peek_near_at({}) has {} pending before it", k, before);
+            }
+        }
     }
     while step(&mut q, &mut r)? {}
     prop_assert!(q.is_empty());
