@@ -186,6 +186,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packed_form_is_smaller_than_the_working_one() {
+        // What the module doc claims, checked against the compiler's layout.
+        assert_eq!(std::mem::size_of::<PairState>(), 56);
+        assert_eq!(std::mem::size_of::<PairEntry>(), 64);
+        assert_eq!(std::mem::size_of::<PackedEntry>(), 48);
+    }
+
+    #[test]
     fn byte_counts_beyond_56_bits_saturate_without_touching_the_flags() {
         let state = PairState {
             mm: MmState::Established { expires: SimTime::from_nanos(7), authip: true },

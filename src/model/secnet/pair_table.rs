@@ -1,14 +1,15 @@
 //! The SA table: one entry per host pair, keyed by [`super::pair_key`], that knows how much
 //! memory it held at its largest and can fetch a key's entry into the cache ahead of use.
+//! (The NLB pins use it too, keyed by client and cluster.)
 //!
 //! Contract:
 //! - An open-addressing table with linear probing, keys in one array and values in
 //!   another at the same index: a lookup scans keys from the key's home slot (eight to a
-//!   cache line) and reads one value, and [`PairTable::prefetch`] can ask the CPU for
-//!   the home slot's lines (its key's, and the one or two its value spans) before the
-//!   lookup, which std's `HashMap` cannot (where
-//!   an entry sits is only known after reading its control bytes). The event loop
-//!   prefetches the pair of the next SA timer while it handles the current event.
+//!   cache line) and reads one value, and [`PairTable::prefetch`] can ask the CPU for the
+//!   home slot's lines (its key's, and the one or two its value spans) before the lookup,
+//!   which std's `HashMap` cannot (where an entry sits is only known after reading its
+//!   control bytes). The event loop prefetches the pair of the next SA timer while it
+//!   handles the current event.
 //! - Removal shifts the following entries of the probe run back (no tombstones), so a table
 //!   whose pairs come and go all day keeps the size its live pairs need; std's table
 //!   doubled under that churn (193 bytes per live SA on the full-campus day instead of 96).
@@ -193,7 +194,7 @@ impl<V: Copy + Default> PairTable<V> {
         s.place(key, value);
     }
 
-    /// Asks the CPU for the cache lines of `key`'s home slot (its key and its value),
+    /// Asks the CPU for the cache lines of `key`'s home slot (its key and its value's),
     /// where a lookup of it starts and usually ends, without waiting for them (a hint: no
     /// effect on what anything computes).
     #[inline]
