@@ -803,14 +803,12 @@ impl<'a, O: Observer> World<'a, O> {
     }
 }
 
-impl<O: Observer> Handler<Event> for World<'_, O> {
-    /// An SA timer's pair entry is a random read of a table of hundreds of MB, an
-    /// arrival's host and user records random reads of arrays of MBs: fetched while the
-    /// event before it is handled, they are in cache when it runs. (An arrival's peer, and
-    /// so its pair, is only known once its session is drawn.)
+impl<O: Observer> World<'_, O> {
+    /// Asks the CPU for what an event reads first, found from the event alone: an SA
+    /// timer's pair entry and hosts' records, an arrival's host records.
     #[inline]
-    fn prefetch(&self, next: &Event) {
-        match *next {
+    fn prefetch_records(&self, e: &Event) {
+        match *e {
             Event::Sa { pair, .. } => {
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_pair(pair);
@@ -821,29 +819,34 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_host(host);
                 }
-                self.campaign.prefetch_user(host);
             }
             _ => {}
         }
     }
+}
 
-    /// An arrival's records, and the owner index its user record's prefetch will read, a
-    /// few events early; an SA timer's pair and hosts.
+impl<O: Observer> Handler<Event> for World<'_, O> {
+    /// An SA timer's pair entry is a random read of a table of hundreds of MB, an
+    /// arrival's host and user records random reads of arrays of MBs: fetched while the
+    /// event before it is handled, they are in cache when it runs. (An arrival's peer, and
+    /// so its pair, is only known once its session is drawn.) The records were usually
+    /// asked for already by [`Handler::prefetch_ahead`]; asking again costs little and
+    /// covers events that were not yet in the near run then.
+    #[inline]
+    fn prefetch(&self, next: &Event) {
+        self.prefetch_records(next);
+        if let Event::Arrival { host, .. } = *next {
+            self.campaign.prefetch_user(host);
+        }
+    }
+
+    /// The first stage: the same records, and the owner index the user record's prefetch
+    /// will read (which would otherwise stall it).
+    #[inline]
     fn prefetch_ahead(&self, later: &Event) {
-        match *later {
-            Event::Sa { pair, .. } => {
-                if let Some(net) = self.secnet.as_ref() {
-                    net.prefetch_pair(pair);
-                }
-            }
-            Event::Arrival { host, .. } => {
-                self.campus.prefetch_host(host);
-                if let Some(net) = self.secnet.as_ref() {
-                    net.prefetch_host(host);
-                }
-                self.campaign.prefetch_owner(host);
-            }
-            _ => {}
+        self.prefetch_records(later);
+        if let Event::Arrival { host, .. } = *later {
+            self.campaign.prefetch_owner(host);
         }
     }
 
