@@ -19,21 +19,20 @@ pub fn prefetch<T>(r: &T) {
 #[inline(always)]
 pub fn prefetch_span<T>(r: &T) {
     let start = r as *const T as *const u8;
-    let offset = start as usize % LINE;
-    let lines = lines_spanned(start as usize, std::mem::size_of::<T>());
-    prefetch_address(start);
-    for i in 1..lines {
-        // The start of the i-th line the value spans: a byte of the value.
-        prefetch_address(start.wrapping_add(i * LINE - offset));
+    for at in line_addresses(start as usize, std::mem::size_of::<T>()) {
+        prefetch_address(start.wrapping_add(at - start as usize));
     }
 }
 
 const LINE: usize = 64;
 
-/// Cache lines that `size` bytes from `addr` touch (at least one).
+/// One address in each cache line that `size` bytes from `addr` touch, all of them bytes
+/// of the value: `addr` itself, then the start of each further line.
 #[inline(always)]
-fn lines_spanned(addr: usize, size: usize) -> usize {
-    ((addr % LINE) + size.max(1)).div_ceil(LINE)
+fn line_addresses(addr: usize, size: usize) -> impl Iterator<Item = usize> {
+    let first_line = addr / LINE;
+    let last_line = (addr + size.max(1) - 1) / LINE;
+    std::iter::once(addr).chain((first_line + 1..=last_line).map(|l| l * LINE))
 }
 
 #[inline(always)]
@@ -53,18 +52,24 @@ fn prefetch_address(p: *const u8) {
 mod tests {
     use super::*;
 
+    fn lines(addr: usize, size: usize) -> Vec<usize> {
+        line_addresses(addr, size).collect()
+    }
+
     #[test]
-    fn a_value_spans_the_lines_its_bytes_fall_in() {
-        assert_eq!(lines_spanned(0, 48), 1);
-        assert_eq!(lines_spanned(16, 48), 1, "bytes 16..64");
-        assert_eq!(lines_spanned(48, 48), 2, "bytes 48..96");
-        assert_eq!(lines_spanned(64 + 56, 88), 3, "bytes 56..144 of a line pair and a third");
-        assert_eq!(lines_spanned(128, 128), 2);
-        assert_eq!(lines_spanned(5, 0), 1, "a zero-sized value still names its line");
-        // Prefetching is a hint: any value, any alignment, no effect.
-        let v = [7u8; 200];
-        prefetch_span(&v);
-        prefetch_span(&v[3]);
-        assert_eq!(v[199], 7);
+    fn a_value_is_fetched_by_one_address_in_each_line_it_spans() {
+        assert_eq!(lines(0, 48), [0]);
+        assert_eq!(lines(16, 48), [16], "bytes 16..64: one line");
+        assert_eq!(lines(48, 48), [48, 64], "bytes 48..96");
+        assert_eq!(lines(120, 88), [120, 128, 192], "bytes 120..208: three lines");
+        assert_eq!(lines(128, 128), [128, 192]);
+        assert_eq!(lines(5, 0), [5], "a zero-sized value still names its line");
+        // Every address is a byte of the value.
+        for addr in 0..130 {
+            for size in 1..140 {
+                assert!(lines(addr, size).iter().all(|&a| a >= addr && a < addr + size), "{addr} {size}");
+                assert_eq!(lines(addr, size).len(), (addr + size - 1) / LINE - addr / LINE + 1);
+            }
+        }
     }
 }

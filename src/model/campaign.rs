@@ -60,6 +60,8 @@ struct UserDay {
     first: [SimTime; TRAFFIC_CAUSES.len()],
 }
 
+const _: () = assert!(std::mem::size_of::<UserDay>() == 88);
+
 impl Default for UserDay {
     fn default() -> Self {
         UserDay { failed: [0; TRAFFIC_CAUSES.len()], ok: 0, first: [SimTime::MAX; TRAFFIC_CAUSES.len()] }
@@ -152,10 +154,11 @@ pub struct Campaign<'a> {
     /// NAP notifications today (whole population): (user, time).
     notices: Vec<(UserId, SimTime)>,
     /// Per host: a sampled joinable host refused today (a flag, not a list of refusals:
-    /// a full-traffic day refuses millions of connections of a few thousand hosts), how
-    /// many hosts are flagged, and the share refused yesterday.
+    /// a full-traffic day refuses millions of connections of a few thousand hosts).
     refused_today: Vec<bool>,
+    /// Hosts flagged in `refused_today`.
     refused_hosts: u32,
+    /// The share of sampled joinable hosts refused yesterday.
     refused_share: f64,
     /// Untrusted connections each server refused today (sampled).
     server_refused: FxHashMap<HostId, u32>,
@@ -402,10 +405,8 @@ impl<'a> Campaign<'a> {
             .count();
         let rebuilt = p.reimaged_share_per_day * self.campus.clients_total() as f64;
         let p_reimage = if managed_clients == 0 { 0.0 } else { (rebuilt / managed_clients as f64).min(1.0) };
-        let refused = std::mem::replace(&mut self.refused_today, vec![false; self.campus.hosts.len()]);
-        let refused_hosts = std::mem::take(&mut self.refused_hosts);
         let nap = self.sc.nap.as_ref();
-        for (i, was_refused) in refused.into_iter().enumerate() {
+        for i in 0..pop.hosts() {
             let h = HostId::from_index(i);
             let host = &self.campus.hosts[i];
             let joinable = pop.is_joinable(h);
@@ -421,7 +422,7 @@ impl<'a> Campaign<'a> {
                 // Being refused pushes people to join: the host's own refusal when it is in
                 // the traffic sample, else the share of sampled joinable hosts refused.
                 let refused_boost = if self.sampled[i] {
-                    if was_refused { p.join_rate_refused } else { 0.0 }
+                    if self.refused_today[i] { p.join_rate_refused } else { 0.0 }
                 } else {
                     p.join_rate_refused * self.refused_share
                 };
@@ -439,8 +440,13 @@ impl<'a> Campaign<'a> {
         }
         let sampled_joinable =
             (0..pop.hosts()).filter(|&i| self.sampled[i] && pop.is_joinable(HostId::from_index(i))).count();
-        self.refused_share =
-            if sampled_joinable == 0 { 0.0 } else { (f64::from(refused_hosts) / sampled_joinable as f64).min(1.0) };
+        self.refused_share = if sampled_joinable == 0 {
+            0.0
+        } else {
+            (f64::from(self.refused_hosts) / sampled_joinable as f64).min(1.0)
+        };
+        self.refused_today.fill(false);
+        self.refused_hosts = 0;
     }
 
     /// Handles one of the campaign's events.
@@ -769,6 +775,7 @@ impl<'a> Campaign<'a> {
                 };
                 let p = call_probability(*cause, circumstances, &hd.propensity);
                 // A failure always sets its first time: `failed[s]` is not zero here.
+                debug_assert_ne!(d.first[s], SimTime::MAX, "a failure without its time");
                 cand[*cause].push((u, d.first[s], p * self.scale));
                 by_cause[*cause] += self.scale;
                 self.met_before[u.index()] |= 1 << cause.index();

@@ -109,7 +109,7 @@ pub struct ServerStats {
 }
 
 /// What the IPsec layer keeps per host, in one 24-byte record: a connection reads and
-/// updates both hosts' records, one cache line each instead of one per field.
+/// updates both hosts' records, one or two cache lines each instead of one per field.
 #[derive(Copy, Clone)]
 struct HostState {
     /// The version it applied and its policy in that version.
@@ -128,6 +128,8 @@ struct HostState {
     /// Index into `servers` (`u32::MAX` for clients).
     server_slot: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<HostState>() == 24);
 
 /// One published version of the policy configuration, compiled for this campus.
 struct Version {
@@ -690,7 +692,7 @@ impl<'a> SecNet<'a> {
     #[inline]
     pub fn prefetch_host(&self, host: HostId) {
         if let Some(h) = self.per_host.get(host.index()) {
-            crate::engine::prefetch(h);
+            crate::engine::prefetch_span(h);
         }
     }
 
@@ -723,9 +725,10 @@ impl<'a> SecNet<'a> {
             entry.set_idle_check(entry.state.idle_deadline(&p));
             next_timer = entry.idle_check().map(|at| (at, SaTimer { pair: key, kind: TimerKind::Idle }));
         }
-        *slot = PackedEntry::pack(&entry);
         if entry.state.is_empty() {
             self.sas.remove(key);
+        } else {
+            *slot = PackedEntry::pack(&entry);
         }
         if fx != sa::Effects::default() {
             let (a, b) = pair_hosts(key);
@@ -774,8 +777,8 @@ impl<'a> SecNet<'a> {
         }
     }
 
-    /// Bytes the SA table held at its largest: its buckets (a host pair's entry keeps that
-    /// pair's main-mode and quick-mode or soft SA) and their control bytes.
+    /// Bytes the SA table held at its largest: its slots' keys and entries (a host pair's
+    /// entry keeps that pair's main-mode and quick-mode or soft SA).
     pub fn sa_table_bytes(&self) -> u64 {
         self.sas.bytes_peak()
     }

@@ -529,7 +529,7 @@ pub struct Manifest {
     pub pending_max: u64,
     /// Peak RSS over the number of hosts.
     pub rss_bytes_per_host: Option<u64>,
-    /// The SA table at its largest (buckets and control bytes), the most SAs alive at once
+    /// The SA table at its largest (its slots' keys and entries), the most SAs alive at once
     /// (main mode, quick mode and soft: what the table holds), and the table's bytes per
     /// live SA (`null` without an IPsec layer).
     pub sa_table_bytes: Option<u64>,

@@ -63,6 +63,9 @@ pub mod limits {
     pub const MAX_SESSION_BYTES: u64 = 1 << 30;
     /// `traffic.tcp_window`.
     pub const MAX_TCP_WINDOW_BYTES: u64 = 1 << 30;
+    /// `ipsec.quick_mode_lifetime_bytes` (72 PB; Windows allows about 2 TB): the SA table
+    /// keeps the bytes carried under a key, which stay below it, in 56 bits.
+    pub const MAX_QM_LIFETIME_BYTES: u64 = 1 << 56;
     /// `packet.pcap_max_packets`: a capture's packets are built in memory before writing.
     pub const MAX_PCAP_PACKETS: u32 = 10_000_000;
 }
@@ -854,6 +857,8 @@ impl Validator<'_> {
         if let Some(i) = &raw.ipsec {
             bytes.push((p(&["ipsec", "mm_sa_memory"]), i.mm_sa_memory.0, limits::MAX_SA_MEMORY_BYTES));
             bytes.push((p(&["ipsec", "qm_sa_memory"]), i.qm_sa_memory.0, limits::MAX_SA_MEMORY_BYTES));
+            let lifetime_bytes = i.quick_mode_lifetime_bytes.0;
+            bytes.push((p(&["ipsec", "quick_mode_lifetime_bytes"]), lifetime_bytes, limits::MAX_QM_LIFETIME_BYTES));
         }
         bytes.push((p(&["traffic", "tcp_window"]), raw.traffic.tcp_window.0, limits::MAX_TCP_WINDOW_BYTES));
         for (i, a) in raw.apps.iter().enumerate() {

@@ -79,13 +79,17 @@ fn check_against_reference(ops: &[Op]) -> Result<(), TestCaseError> {
             prop_assert_eq!(Some(e), r.items.iter().min().map(|x| x.2));
         }
         // A look further ahead is a pending event with at least `k` pending before it
-        // (those in front of it in the near run; the overflow may hold more).
+        // (those in front of it in the near run; the overflow may hold more), and the
+        // look-aheads come in pop order.
+        let mut previous = None;
         for k in 0..4 {
             if let Some(&e) = q.peek_near_at(k) {
-                let item = r.items.iter().find(|x| x.2 == e);
+                let item = r.items.iter().find(|x| x.2 == e).copied();
                 prop_assert!(item.is_some(), "peek_near_at({}) gave {} which is not pending", k, e);
-                let before = r.items.iter().filter(|&x| x < item.unwrap()).count();
+                let before = r.items.iter().filter(|&&x| x < item.unwrap()).count();
                 prop_assert!(before >= k, "peek_near_at({}) has {} pending before it", k, before);
+                prop_assert!(previous < item, "peek_near_at({}) pops before the look-ahead in front of it", k);
+                previous = item;
             }
         }
     }

@@ -20,6 +20,7 @@ use super::super::sa::{self, MmState, QmState};
 use super::pair_table::PairTable;
 use super::{Connection, Outcome, SecNet, pair_hosts, pair_key};
 use crate::engine::{SimDuration, SimTime};
+use crate::scenario::build::limits;
 
 /// A connection that met a failed node, and how long it stalled.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -55,7 +56,7 @@ struct Active {
 
 const _: () = assert!(std::mem::size_of::<Active>() == 16 && nlb::BUCKETS <= 256);
 // A pin keeps a node's index in its cluster in a byte.
-const _: () = assert!(crate::scenario::build::limits::MAX_NLB_NODES <= 256);
+const _: () = assert!(limits::MAX_NLB_NODES <= 256);
 
 /// The pins table's key of a (client, cluster).
 fn pin_key((client, cluster): (u32, u32)) -> u64 {
@@ -234,12 +235,14 @@ impl SecNet<'_> {
         }
         let node = conn.responder.0 - first;
         if protected {
+            debug_assert!(node < limits::MAX_NLB_NODES, "node index {node}");
             f.pins.insert(pin_key(key), node as u8);
         }
         let list = &mut f.active[cluster.index()][node as usize];
         if list.len() >= 64 && list.len().is_power_of_two() {
             list.retain(|a| a.end > now);
         }
+        debug_assert!(route.bucket < nlb::BUCKETS, "bucket {}", route.bucket);
         let bucket = route.bucket as u8;
         list.push(Active { end: now + conn.delay + duration, client, app, bucket, protected });
     }
@@ -268,11 +271,11 @@ impl SecNet<'_> {
             .collect();
         keys.sort_unstable();
         for k in keys {
-            let e = self.sas.remove(k).expect("listed above");
+            let state = self.sas.remove(k).expect("listed above").state();
             let (a, b) = pair_hosts(k);
             let peer = if a == host { b } else { a };
             let f = self.failover.as_mut().expect("checked above");
-            if let QmState::Established { last_used, .. } = e.state().qm {
+            if let QmState::Established { last_used, .. } = state.qm {
                 let pinned = f.pins.get(pin_key((peer.0, cluster.0))).map(|&n| u32::from(n)) == Some(node);
                 if pinned && now < last_used + sa_params.quick_mode_idle {
                     f.pins.remove(pin_key((peer.0, cluster.0)));
@@ -286,9 +289,9 @@ impl SecNet<'_> {
                 }
             }
             let fx = sa::Effects {
-                mm_delta: -i32::from(matches!(e.state().mm, MmState::Established { .. })),
-                qm_delta: -i32::from(matches!(e.state().qm, QmState::Established { .. })),
-                soft_delta: -i32::from(matches!(e.state().qm, QmState::Soft { .. })),
+                mm_delta: -i32::from(matches!(state.mm, MmState::Established { .. })),
+                qm_delta: -i32::from(matches!(state.qm, QmState::Established { .. })),
+                soft_delta: -i32::from(matches!(state.qm, QmState::Soft { .. })),
                 ..sa::Effects::default()
             };
             self.account(a, b, now, &fx);
