@@ -2,9 +2,11 @@
 //! for it.
 //!
 //! The event loop shows the handler the next event before handling the current one
-//! ([`super::Handler::prefetch`]); a handler that knows which random memory that event
-//! will read (an SA table entry, a host's or a user's record) fetches it here, so the
-//! line arrives while the current event is handled instead of stalling the next one.
+//! ([`super::Handler::prefetch`]), and the one a few places further on
+//! ([`super::Handler::prefetch_ahead`]); a handler that knows which random memory those
+//! events will read (an SA table entry, a host's or a user's record, the index that leads
+//! to one) fetches it here, so the lines arrive while the current event is handled
+//! instead of stalling the later ones.
 //! A hint only: it never faults, writes nothing and changes no result. On targets other
 //! than x86_64 it does nothing.
 
