@@ -82,6 +82,21 @@ impl Population {
         }
     }
 
+    /// Asks the CPU for the state a policy refresh and a connection read of `h` (its
+    /// domain, groups, NAP mode and health, firewall), one line in each array, ahead of
+    /// its use.
+    #[inline]
+    pub fn prefetch_host(&self, h: HostId) {
+        let i = h.index();
+        if i < self.domain.len() {
+            crate::engine::prefetch(&self.domain[i]);
+            crate::engine::prefetch(&self.groups[i]);
+            crate::engine::prefetch(&self.nap[i]);
+            crate::engine::prefetch(&self.healthy[i]);
+            crate::engine::prefetch(&self.firewall[i]);
+        }
+    }
+
     pub fn domain(&self, h: HostId) -> Option<DomainId> {
         self.domain[h.index()]
     }

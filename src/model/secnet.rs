@@ -696,6 +696,16 @@ impl<'a> SecNet<'a> {
         }
     }
 
+    /// Asks the CPU for what [`SecNet::refresh`] reads of `host` first: its record and its
+    /// entries in the latest version's compiled policy, which a refresh assigns.
+    #[inline]
+    pub fn prefetch_refresh(&self, host: HostId) {
+        self.prefetch_host(host);
+        if let Some(v) = self.versions.last() {
+            v.engine.prefetch_host(host);
+        }
+    }
+
     /// Handles a timer at its deadline `now`; returns a timer to schedule next, if any.
     pub fn timer(&mut self, timer: SaTimer, now: SimTime) -> Option<(SimTime, SaTimer)> {
         let p = self.params.sa;
