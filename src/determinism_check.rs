@@ -5,7 +5,7 @@
 //! Contract:
 //! - Both runs are [`run::execute`] with the same request but for where they write, so the
 //!   check covers exactly what a normal run writes, through the same atomic commit.
-//! - The first run draws each day's sessions ahead on a second thread (as `domiso run`
+//! - The first run draws its sessions ahead on a second thread (as `domiso run`
 //!   does); the second draws them inline, inside a one-thread rayon pool. So the check
 //!   compares a parallel run with a serial one, and would catch any part of a run whose
 //!   result depended on how it was spread over threads.
@@ -71,7 +71,7 @@ pub fn run_twice<'a>(req: &'a RunRequest<'a>, progress: &mut (dyn FnMut(f64) + S
         scratch.0.push(out.clone());
         scratch.0.extend(pcap.clone());
         // The second run also draws its sessions inline, on the loop's thread, instead of
-        // a day ahead on another: one thread in all, against the first run's several.
+        // a window ahead on another: one thread in all, against the first run's several.
         let draw_ahead = req.draw_ahead && k == 1;
         let this = RunRequest { out, pcap, draw_ahead, ..*req };
         let base = f64::from(k - 1) / 2.0;

@@ -18,7 +18,7 @@ use crate::engine::{SimDuration, SimTime};
 use crate::model::campaign::Campaign;
 use crate::model::campus::{Campus, CampusError};
 use crate::model::census::{Census, round4};
-use crate::model::day_plan::{self, DayPlan};
+use crate::model::day_plan::{self, DayPlan, PlanDrawer};
 use crate::model::helpdesk::{Cause, DayReport};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
@@ -114,7 +114,7 @@ pub struct RunRequest<'a> {
     pub granularity: Granularity,
     /// Write the packets of the scenario's capture window here (packet granularity).
     pub pcap: Option<PathBuf>,
-    /// Draw each day's sessions ahead on a second thread (the outputs are the same either
+    /// Draw the sessions ahead on a second thread, a window of a day at a time (the outputs are the same either
     /// way). Worth it for a run on its own; a sweep already keeps every core busy.
     pub draw_ahead: bool,
 }
@@ -348,26 +348,37 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     // Queue length sampled every few thousand events: the engine's load for `domiso bench`.
     let (mut pending_sum, mut pending_samples, mut pending_max) = (0u64, 0u64, 0usize);
     let stop = Stop { until: None, max_events: None, cancel: Some(&crate::interrupt::REQUESTED) };
-    // Sessions are drawn a day ahead on a second thread while the loop replays the day
-    // before (model::day_plan): the same draws, so the same outputs, on any thread count.
+    // Sessions are drawn ahead on a second thread, a window of the day at a time, while
+    // the loop replays the window before (model::day_plan): the same draws, so the same
+    // outputs, on any thread count.
     let sampled = req.draw_ahead.then(|| world.campaign.sampled.clone());
     let stats = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<DayPlan>(0);
+        // Replayed plans go back to the drawing thread, which draws into their buffers.
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<DayPlan>();
         let (campus, traffic, streams, days) = (&campus, &traffic, RngStreams::new(req.seed), req.days);
+        let drawing = sampled.is_some();
         s.spawn(move || {
             let Some(sampled) = sampled else { return };
-            let mut expected = 0;
-            // Day 0 has nothing to overlap with (the loop would only wait for it): the loop
-            // draws it inline while this thread draws day 1.
-            for day in 1..days {
-                let plan = DayPlan::draw(campus, traffic, &streams, &sampled, day, day_plan::DEFAULT_BUDGET, expected);
-                expected = expected.max(plan.len()); // weekdays are the busiest
+            let mut drawer = PlanDrawer::new(campus, traffic, streams, &sampled, days, day_plan::DEFAULT_BUDGET);
+            loop {
+                while let Ok(done) = back_rx.try_recv() {
+                    drawer.recycle(done);
+                }
+                let Some(plan) = drawer.next_piece() else { break };
                 if tx.send(plan).is_err() {
                     break; // the loop stopped early
                 }
             }
         });
-        world.draw_ahead(Box::new(move |day| if day == 0 { None } else { rx.recv().ok() }));
+        if drawing {
+            world.draw_ahead(Box::new(move |done| {
+                if let Some(plan) = done {
+                    let _ = back_tx.send(plan); // the drawer may have finished: then it is dropped
+                }
+                rx.recv().ok()
+            }));
+        }
         let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
                 pending_sum += p.pending as u64;

@@ -1,30 +1,37 @@
-//! A day's session draws made ahead of the event loop.
+//! Session draws made ahead of the event loop, a piece of a day at a time.
 //!
 //! A host's sessions of a day are a pure function of (seed, host, day, seq)
 //! ([`arrival_step`]): nothing the simulation does changes them. So they can be drawn
-//! before the day is simulated, on another core, while the loop replays the previous day;
+//! before they are simulated, on another core, while the loop replays the piece before;
 //! the loop then reads each arrival's next time and session instead of drawing them. This
 //! takes the random-number work (ChaCha blocks, the application and peer choices, the
-//! exponential gaps) off the loop's critical path without changing a single draw.
+//! exponential gaps) off the loop's critical path without changing a single draw, and it
+//! tells the loop an arrival's peer a few events ahead, so that the peer's records can be
+//! fetched before they are needed.
+//!
+//! A [`PlanDrawer`] cuts the run into consecutive time windows and draws, for each, a
+//! [`DayPlan`]: the steps of every sampled host that arrive in the window. It follows each
+//! host's chain of arrivals across windows, so every step is drawn once. Windows adapt to
+//! the traffic (a whole day of a 1% sample in one or two, a full-traffic day in hundreds),
+//! so that a piece holds about half its budget.
 //!
 //! Contract:
 //! - [`DayPlan::step`] returns exactly what [`arrival_step`] returns for the same host,
 //!   `seq` and day, or `None` when the plan does not hold that step; callers then draw it
 //!   themselves. The plan never holds a wrong step, so using it or not cannot change a run.
-//! - Memory is bounded: a plan holds at most `budget` steps (hosts in index order, each
-//!   with a prefix of its day), whatever the scenario's traffic; the rest is drawn inline.
+//! - Memory is bounded: a piece holds at most `budget` steps whatever the traffic (a
+//!   burst past it is drawn, to follow the chains, but left to the loop).
 
 use super::campus::Campus;
 use super::ids::HostId;
 use super::traffic::{Session, TrafficModel};
 use super::world::{arrival_step, first_arrival};
-use crate::engine::SimTime;
 use crate::engine::rng::RngStreams;
+use crate::engine::{SimDuration, SimTime};
 
-/// Steps a plan holds at most by default: about 70 MB of draws (a weekday of the default
-/// scenario's 1% traffic sample is about 0.24 M), so a plan being drawn and one being
-/// replayed stay well inside the memory target.
-pub const DEFAULT_BUDGET: usize = 1 << 20;
+/// Steps a piece holds at most by default: about 10 MB of draws. Windows are sized for
+/// half of it, so the piece being drawn and the one being replayed take about 10 MB.
+pub const DEFAULT_BUDGET: usize = 1 << 15;
 
 /// One arrival's draws, as [`arrival_step`] returns them: when the host's next session
 /// arrives (none after midnight), and the session itself (none when no peer was found).
@@ -47,22 +54,195 @@ struct Held {
     next_slot: Slot,
 }
 
-/// The sessions of every sampled host on one day, in the order the loop meets them.
+/// The sessions of every sampled host that arrive in one time window of one day, in the
+/// order the loop meets them.
 ///
 /// Steps are stored sorted by arrival time, so the loop reads the plan front to back (a
 /// stream the processor prefetches) instead of jumping between hosts; each arrival event
-/// carries its step's slot, and each step the slot of the host's next one.
+/// carries its step's slot, and each step the slot of the host's next one in the window.
 #[derive(Debug)]
 pub struct DayPlan {
     day: u32,
-    /// Per host: the slot of its first step.
+    /// The window: arrivals at `from <= t < to`.
+    from: SimTime,
+    to: SimTime,
+    /// Per host: the slot of its first step in the window.
     first: Vec<Slot>,
     steps: Vec<Held>,
 }
 
+/// Where a sampled host's chain of arrivals stands: its next arrival (`SimTime::MAX` for
+/// none today) and that arrival's `seq`.
+#[derive(Copy, Clone, Debug)]
+struct Cursor {
+    host: u32,
+    seq: u32,
+    at: SimTime,
+}
+
+/// Draws a run's plans in time order, one window after another, each day from midnight to
+/// midnight (see the module doc).
+pub struct PlanDrawer<'a> {
+    campus: &'a Campus,
+    traffic: &'a TrafficModel,
+    streams: RngStreams,
+    /// Every sampled host, in index order, and where its chain stands.
+    cursors: Vec<Cursor>,
+    days: u32,
+    budget: usize,
+    /// The next window starts here; `None` before a day's first window.
+    day: u32,
+    from: Option<SimTime>,
+    /// The next window's length, adapted to the traffic.
+    window: SimDuration,
+    /// Buffers of replayed plans, to draw the next pieces into: reused by the thread that
+    /// allocated them, they neither fragment the allocator nor fault in fresh pages.
+    spare: Vec<(Vec<Held>, Vec<Slot>)>,
+    /// Scratch of the sort, reused from piece to piece.
+    scratch: Scratch,
+}
+
+/// The sort's working arrays (see [`DayPlan::sorted`]).
+#[derive(Debug, Default)]
+struct Scratch {
+    times: Vec<SimTime>,
+    order: Vec<u32>,
+    slot_of: Vec<Slot>,
+}
+
+/// Steps reserved for a piece up front at most (a plan of a whole day with no budget
+/// grows past it as it is drawn).
+const MAX_RESERVE: usize = 1 << 20;
+/// The first window's length; later ones adapt (see [`PlanDrawer::adapt`]).
+const FIRST_WINDOW: SimDuration = SimDuration::from_mins(15);
+/// Windows are at least this long, so that an empty stretch is crossed in a few pieces.
+const MIN_WINDOW: SimDuration = SimDuration::from_millis(10);
+
+impl<'a> PlanDrawer<'a> {
+    /// A drawer of days `0..days` for the hosts `sampled` marks, at most `budget` steps a
+    /// piece.
+    pub fn new(
+        campus: &'a Campus,
+        traffic: &'a TrafficModel,
+        streams: RngStreams,
+        sampled: &[bool],
+        days: u32,
+        budget: usize,
+    ) -> PlanDrawer<'a> {
+        let cursors = sampled
+            .iter()
+            .enumerate()
+            .take(campus.hosts.len())
+            .filter(|(_, s)| **s)
+            .map(|(h, _)| Cursor { host: h as u32, seq: 1, at: SimTime::MAX })
+            .collect();
+        // Slots are u32 (NO_SLOT aside): a budget past that would not fit them.
+        let budget = budget.min(NO_SLOT as usize - 1);
+        PlanDrawer {
+            campus,
+            traffic,
+            streams,
+            cursors,
+            days,
+            budget,
+            day: 0,
+            from: None,
+            window: FIRST_WINDOW,
+            spare: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Takes back a replayed plan's buffers for the pieces to come (two are kept: the
+    /// piece being drawn and the one handed over need no more).
+    pub fn recycle(&mut self, plan: DayPlan) {
+        if self.spare.len() < 2 {
+            self.spare.push((plan.steps, plan.first));
+        }
+    }
+
+    /// Draws the next window's plan; `None` after the last day.
+    pub fn next_piece(&mut self) -> Option<DayPlan> {
+        if self.day >= self.days {
+            return None;
+        }
+        let (campus, traffic, streams, day) = (self.campus, self.traffic, &self.streams, self.day);
+        let from = match self.from {
+            Some(t) => t,
+            None => {
+                for c in &mut self.cursors {
+                    let host = HostId(c.host);
+                    *c = Cursor {
+                        host: c.host,
+                        seq: 1,
+                        at: first_arrival(campus, traffic, streams, host, day).unwrap_or(SimTime::MAX),
+                    };
+                }
+                SimTime::start_of_day(day)
+            }
+        };
+        let day_end = SimTime::start_of_day(day + 1);
+        let to = (from + self.window).min(day_end);
+        // Drawn host by host (a host's chain is sequential), with each step's arrival time.
+        let target = self.budget / 2;
+        let (mut drawn, first) = self.spare.pop().unwrap_or_else(|| {
+            (Vec::with_capacity((target + target / 2).min(self.budget).min(MAX_RESERVE)), Vec::new())
+        });
+        drawn.clear();
+        let times = &mut self.scratch.times;
+        times.clear();
+        let mut count = 0usize;
+        for c in &mut self.cursors {
+            let host = HostId(c.host);
+            while c.at < to {
+                let (next, session) = arrival_step(campus, traffic, streams, host, c.seq, c.at);
+                // Past the budget a step is still drawn (the chain goes on from it) but
+                // left to the loop.
+                if drawn.len() < self.budget {
+                    drawn.push(Held {
+                        next: next.unwrap_or(SimTime::MAX),
+                        session,
+                        host: c.host,
+                        seq: c.seq,
+                        next_slot: NO_SLOT,
+                    });
+                    times.push(c.at);
+                }
+                count += 1;
+                c.at = next.unwrap_or(SimTime::MAX);
+                c.seq += 1;
+            }
+        }
+        self.adapt(to - from, count);
+        if to == day_end {
+            self.day += 1;
+            self.from = None;
+        } else {
+            self.from = Some(to);
+        }
+        Some(DayPlan::sorted(campus.hosts.len(), day, (from, to), drawn, first, &mut self.scratch))
+    }
+
+    /// The next window's length: this one's scaled towards half the budget, by at most 2x
+    /// either way (traffic changes gradually over a day), within [`MIN_WINDOW`] and a day.
+    fn adapt(&mut self, len: SimDuration, count: usize) {
+        let target = (self.budget / 2).max(1) as f64;
+        let factor = (target / count.max(1) as f64).clamp(0.5, 2.0);
+        self.window = len.mul_f64(factor).clamp(MIN_WINDOW, SimDuration::DAY);
+    }
+}
+
+impl Iterator for PlanDrawer<'_> {
+    type Item = DayPlan;
+
+    fn next(&mut self) -> Option<DayPlan> {
+        self.next_piece()
+    }
+}
+
 impl DayPlan {
-    /// Draws the day's steps of the hosts `sampled` marks, up to `budget` steps in all;
-    /// `expected` (a guess at the count, 0 if none) only sizes the buffers.
+    /// Draws the steps of one whole day of the hosts `sampled` marks, up to `budget` steps
+    /// in all (one window from midnight to midnight).
     pub fn draw(
         campus: &Campus,
         traffic: &TrafficModel,
@@ -70,42 +250,37 @@ impl DayPlan {
         sampled: &[bool],
         day: u32,
         budget: usize,
-        expected: usize,
     ) -> DayPlan {
-        // Slots are u32 (NO_SLOT aside): a budget past that would not fit them.
-        let budget = budget.min(NO_SLOT as usize - 1);
-        // Drawn host by host (a host's chain is sequential), with each step's arrival time.
-        // Sized for the expected count (e.g. the day before's), not by doubling, whose slack
-        // could be most of a plan again.
-        let expected = expected.min(budget);
-        let mut drawn: Vec<Held> = Vec::with_capacity(expected + expected / 16);
-        let mut times: Vec<SimTime> = Vec::with_capacity(expected + expected / 16);
-        for (h, _) in sampled.iter().enumerate().take(campus.hosts.len()).filter(|(_, s)| **s) {
-            let host = HostId::from_index(h);
-            let mut at = first_arrival(campus, traffic, streams, host, day);
-            let mut seq = 1;
-            while let Some(now) = at {
-                if drawn.len() >= budget {
-                    break;
-                }
-                let (next, session) = arrival_step(campus, traffic, streams, host, seq, now);
-                drawn.push(Held { next: next.unwrap_or(SimTime::MAX), session, host: host.0, seq, next_slot: NO_SLOT });
-                times.push(now);
-                at = next;
-                seq += 1;
-            }
-        }
+        let mut drawer = PlanDrawer::new(campus, traffic, streams.clone(), sampled, day + 1, budget);
+        drawer.day = day;
+        drawer.window = SimDuration::DAY;
+        drawer.next_piece().expect("a day to draw")
+    }
+
+    /// Sorts drawn steps (in host and seq order, their arrival times in
+    /// `scratch.times`) into the plan of `window`; `first` is a buffer to reuse.
+    fn sorted(
+        hosts: usize,
+        day: u32,
+        (from, to): (SimTime, SimTime),
+        mut drawn: Vec<Held>,
+        mut first: Vec<Slot>,
+        scratch: &mut Scratch,
+    ) -> DayPlan {
+        let Scratch { times, order, slot_of } = scratch;
         // Time order; a stable sort keeps (host, seq) order among equal times.
-        let mut order: Vec<u32> = (0..drawn.len() as u32).collect();
+        order.clear();
+        order.extend(0..drawn.len() as u32);
         order.sort_by_key(|&i| times[i as usize]);
-        drop(times);
-        let mut slot_of = vec![NO_SLOT; drawn.len()];
+        slot_of.clear();
+        slot_of.resize(drawn.len(), NO_SLOT);
         for (slot, &i) in order.iter().enumerate() {
             slot_of[i as usize] = slot as Slot;
         }
-        let mut first = vec![NO_SLOT; campus.hosts.len()];
+        first.clear();
+        first.resize(hosts, NO_SLOT);
         for i in 0..drawn.len() {
-            if drawn[i].seq == 1 {
+            if i == 0 || drawn[i - 1].host != drawn[i].host {
                 first[drawn[i].host as usize] = slot_of[i];
             }
             // The host's next step is the next one drawn, if the plan holds it.
@@ -114,14 +289,27 @@ impl DayPlan {
                 drawn[i].next_slot = slot_of[i + 1];
             }
         }
-        drop(slot_of);
-        permute_in_place(&mut drawn, &mut order);
-        drawn.shrink_to_fit();
-        DayPlan { day, first, steps: drawn }
+        permute_in_place(&mut drawn, order);
+        DayPlan { day, from, to, first, steps: drawn }
     }
 
     pub fn day(&self) -> u32 {
         self.day
+    }
+
+    /// The window: the plan holds the arrivals at `from <= t < to`.
+    pub fn window(&self) -> (SimTime, SimTime) {
+        (self.from, self.to)
+    }
+
+    /// Whether the plan's window holds time `t`.
+    pub fn covers(&self, t: SimTime) -> bool {
+        self.from <= t && t < self.to
+    }
+
+    /// Whether the plan's window ends at or before `t` (a later piece holds `t`).
+    pub fn ends_by(&self, t: SimTime) -> bool {
+        self.to <= t
     }
 
     /// Steps held, over all hosts.
@@ -133,7 +321,7 @@ impl DayPlan {
         self.steps.is_empty()
     }
 
-    /// The slot of `host`'s first step of the day ([`NO_SLOT`] if not held).
+    /// The slot of `host`'s first step in the window ([`NO_SLOT`] if not held).
     pub fn first_slot(&self, host: HostId) -> Slot {
         self.first.get(host.index()).copied().unwrap_or(NO_SLOT)
     }
@@ -248,7 +436,7 @@ mod tests {
         let streams = RngStreams::new(11);
         let sampled: Vec<bool> = (0..campus.hosts.len()).map(|h| h % 3 != 1).collect();
         for day in [0, 5] {
-            let plan = DayPlan::draw(&campus, &traffic, &streams, &sampled, day, usize::MAX, 0);
+            let plan = DayPlan::draw(&campus, &traffic, &streams, &sampled, day, usize::MAX);
             assert!(plan.len() > 1000, "a plan of {} steps", plan.len());
             assert_eq!(check(&campus, &traffic, &streams, &plan, &sampled), (plan.len(), plan.len()));
         }
@@ -260,11 +448,73 @@ mod tests {
         let traffic = TrafficModel::new(&sc);
         let streams = RngStreams::new(11);
         let sampled = vec![true; campus.hosts.len()];
-        let whole = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, usize::MAX, 0);
+        let whole = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, usize::MAX);
         for budget in [0, 1, 777, whole.len() - 1] {
-            let plan = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, budget, whole.len());
+            let plan = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, budget);
             assert_eq!(plan.len(), budget);
             assert_eq!(check(&campus, &traffic, &streams, &plan, &sampled), (budget, whole.len()));
         }
+    }
+
+    /// Every step of two days, drawn in pieces of at most 400 steps: the pieces tile
+    /// each day, hold only exact draws, hand over slots the way the world reads them,
+    /// and (their windows adapting to the traffic) leave few steps to the loop.
+    #[test]
+    fn pieces_tile_the_days_and_hold_the_draws_of_the_loop() {
+        let (sc, campus) = small();
+        let traffic = TrafficModel::new(&sc);
+        let streams = RngStreams::new(11);
+        let sampled: Vec<bool> = (0..campus.hosts.len()).map(|h| h % 4 != 1).collect();
+        let budget = 400;
+        let mut drawer = PlanDrawer::new(&campus, &traffic, streams.clone(), &sampled, 2, budget);
+        let mut pieces: Vec<DayPlan> = Vec::new();
+        while let Some(p) = drawer.next_piece() {
+            assert!(p.len() <= budget, "a piece of {} steps", p.len());
+            // Buffers given back are drawn into again; a recycled plan changes nothing.
+            if pieces.len() % 3 == 2 {
+                drawer.recycle(DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, 10));
+            }
+            pieces.push(p);
+        }
+        assert!(pieces.len() > 20, "{} pieces", pieces.len());
+        // Windows tile each day from midnight to midnight, in order.
+        let mut at = SimTime::ZERO;
+        for p in &pieces {
+            let (from, to) = p.window();
+            assert_eq!(from, at);
+            assert!(to > from && to <= SimTime::start_of_day(p.day() + 1));
+            assert_eq!(from.day(), p.day());
+            at = to;
+        }
+        assert_eq!(at, SimTime::start_of_day(2));
+        // Each host's chain, read as the world reads it.
+        let (mut held, mut total) = (0usize, 0usize);
+        for (h, _) in sampled.iter().enumerate().filter(|(_, s)| **s) {
+            let host = HostId::from_index(h);
+            for day in 0..2 {
+                let mut at = first_arrival(&campus, &traffic, &streams, host, day);
+                let (mut seq, mut slot) = (1, NO_SLOT);
+                while let Some(now) = at {
+                    let want = arrival_step(&campus, &traffic, &streams, host, seq, now);
+                    let k = pieces.partition_point(|p| p.ends_by(now));
+                    let piece = &pieces[k];
+                    assert!(piece.covers(now));
+                    let lookup = if slot == NO_SLOT { piece.first_slot(host) } else { slot };
+                    total += 1;
+                    slot = match piece.step(host, seq, lookup) {
+                        Some((step, next_slot)) => {
+                            assert_eq!(step, want, "host {h} day {day} seq {seq}");
+                            held += 1;
+                            next_slot
+                        }
+                        None => NO_SLOT,
+                    };
+                    at = want.0;
+                    seq += 1;
+                }
+            }
+        }
+        assert_eq!(held, pieces.iter().map(DayPlan::len).sum::<usize>(), "a held step the loop never reads");
+        assert!(held * 100 >= total * 95, "only {held} of {total} steps held");
     }
 }

@@ -478,6 +478,13 @@ pub struct Packet {
     pub dst: u32,
 }
 
+/// A host as the compiled policy sees it.
+#[derive(Copy, Clone, Debug, Default)]
+struct HostEntry {
+    addr: u32,
+    class: u32,
+}
+
 /// Policies compiled for fast matching on one campus: filters sorted by weight, address
 /// sets resolved, and a cache of decisions per (policy, address classes, service).
 ///
@@ -491,9 +498,10 @@ pub struct Packet {
 #[derive(Default)]
 pub struct PolicyEngine {
     filters: Vec<Vec<CompiledFilter>>,
-    /// Per host (a few dozen distinct values: u32 halves what a run keeps per version).
-    class: Vec<u32>,
-    addr: Vec<u32>,
+    /// Per host: its address and its class (a few dozen distinct values: u32 halves what
+    /// a run keeps per version), side by side, so that a connection's lookup of either
+    /// end is one cache line, not two.
+    hosts: Vec<HostEntry>,
     /// Decisions by (policy, my class, peer class, outbound, service): addresses of one
     /// class decide alike, so the key holds classes only.
     cache: FxHashMap<(u16, u64, u64, bool, Service), Option<u16>>,
@@ -583,8 +591,8 @@ impl PolicyEngine {
         long_prefixes.sort_unstable();
         long_prefixes.dedup();
         let class = membership_classes(campus, &filters, &singled, &long_prefixes);
-        let addr = campus.hosts.iter().map(|h| h.addr).collect();
-        PolicyEngine { filters, class, addr, cache: FxHashMap::default() }
+        let hosts = campus.hosts.iter().zip(class).map(|(h, class)| HostEntry { addr: h.addr, class }).collect();
+        PolicyEngine { filters, hosts, cache: FxHashMap::default() }
     }
 
     /// The rule of `policy` that decides `packet` on the host whose address is `me` (one of
@@ -620,15 +628,15 @@ impl PolicyEngine {
     /// Asks the CPU for a host's entries read by [`PolicyEngine::host`], ahead of its use.
     #[inline]
     pub fn prefetch_host(&self, host: HostId) {
-        if let (Some(a), Some(c)) = (self.addr.get(host.index()), self.class.get(host.index())) {
-            crate::engine::prefetch(a);
-            crate::engine::prefetch(c);
+        if let Some(e) = self.hosts.get(host.index()) {
+            crate::engine::prefetch(e);
         }
     }
 
     /// A host as a [`Peer`].
     pub fn host(&self, host: HostId) -> Peer {
-        Peer { addr: self.addr[host.index()], class: u64::from(self.class[host.index()]) }
+        let e = self.hosts[host.index()];
+        Peer { addr: e.addr, class: u64::from(e.class) }
     }
 
     /// Frees everything compiled (a version no host holds any more is never consulted
@@ -638,7 +646,7 @@ impl PolicyEngine {
     }
 
     pub fn is_released(&self) -> bool {
-        self.class.is_empty()
+        self.hosts.is_empty()
     }
 
     /// An address that belongs to no host (a virtual IP, a foreign network): its class is

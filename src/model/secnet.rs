@@ -701,6 +701,14 @@ impl<'a> SecNet<'a> {
     #[inline]
     pub fn prefetch_refresh(&self, host: HostId) {
         self.prefetch_host(host);
+        self.prefetch_policy(host);
+    }
+
+    /// Asks the CPU for `host`'s entry in the latest version's compiled policy, which a
+    /// connection of it reads (a host holds the latest version but for the hour or two
+    /// after a change).
+    #[inline]
+    pub fn prefetch_policy(&self, host: HostId) {
         if let Some(v) = self.versions.last() {
             v.engine.prefetch_host(host);
         }

@@ -20,7 +20,7 @@
 
 use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
-use super::day_plan::{DayPlan, NO_SLOT, Slot};
+use super::day_plan::{DayPlan, NO_SLOT, Slot, Step};
 use super::ids::{ClusterId, HostId, LinkId};
 use super::kinds::{HostKind, Os};
 use super::nlb::Outage;
@@ -405,15 +405,17 @@ pub struct World<'a, O: Observer> {
     bins: LinkBins,
     today: DayTotals,
     outages: Vec<Outage>,
-    /// Where the day's session draws come from when they are drawn ahead (see
-    /// [`World::draw_ahead`]), and the plan of the day being simulated.
+    /// Where the session draws come from when they are drawn ahead (see
+    /// [`World::draw_ahead`]), and the plan of the window being simulated.
     plan_source: Option<PlanSource<'a>>,
     plan: Option<DayPlan>,
     pub observer: O,
 }
 
-/// Hands over the plan of a day (asked for in day order), or `None` to draw inline.
-pub type PlanSource<'a> = Box<dyn FnMut(u32) -> Option<DayPlan> + 'a>;
+/// Takes back the plan just replayed, if any (its buffers can be reused), and hands over
+/// the next window's (windows in time order, see [`super::day_plan::PlanDrawer`]), or
+/// `None` when there are no more.
+pub type PlanSource<'a> = Box<dyn FnMut(Option<DayPlan>) -> Option<DayPlan> + 'a>;
 
 impl<'a, O: Observer> World<'a, O> {
     pub fn new(
@@ -448,9 +450,9 @@ impl<'a, O: Observer> World<'a, O> {
         }
     }
 
-    /// Takes each day's session draws from `source` (e.g. a thread drawing the next day
-    /// while this one is simulated). Outputs are the same with or without it: a plan holds
-    /// only exact draws, and whatever it lacks is drawn here.
+    /// Takes the session draws from `source` (e.g. a thread drawing the next window while
+    /// this one is simulated). Outputs are the same with or without it: a plan holds only
+    /// exact draws, and whatever it lacks is drawn here.
     pub fn draw_ahead(&mut self, source: PlanSource<'a>) {
         self.plan_source = Some(source);
     }
@@ -516,22 +518,21 @@ impl<'a, O: Observer> World<'a, O> {
                 ..IpsecDay::default()
             };
         }
-        self.plan = self.plan_source.as_mut().and_then(|next| next(day)).filter(|p| p.day() == day);
         for h in 0..self.campus.hosts.len() {
             if !self.campaign.sampled[h] {
                 continue;
             }
             let id = HostId::from_index(h);
             if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
-                let slot = self.plan.as_ref().map_or(NO_SLOT, |p| p.first_slot(id));
-                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1, slot });
+                // The plan holding it is found when it arrives (see `World::planned`).
+                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1, slot: NO_SLOT });
             }
         }
         queue.push(SimTime::start_of_day(day + 1), class::DAY_END, Event::DayEnd(day));
     }
 
     fn arrival(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime, queue: &mut EventQueue<Event>) {
-        let planned = self.plan.as_ref().filter(|p| p.day() == now.day()).and_then(|p| p.step(host, seq, slot));
+        let planned = self.planned(host, seq, slot, now);
         let ((next, session), next_slot) = planned
             .unwrap_or_else(|| (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), NO_SLOT));
         if let Some(t) = next {
@@ -540,6 +541,24 @@ impl<'a, O: Observer> World<'a, O> {
         if let Some(s) = session {
             self.account(host, seq, now, &s, queue);
         }
+    }
+
+    /// The plan's draws of the arrival `(host, seq)` at `now`, if it holds them, and the
+    /// slot of the host's next step. Windows are taken in time order as arrivals reach
+    /// them; an arrival whose slot is not known (its step lies in a later window than the
+    /// one before it, or it is the day's first) is looked up by host.
+    fn planned(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime) -> Option<(Step, Slot)> {
+        while self.plan.as_ref().is_none_or(|p| p.ends_by(now)) {
+            let next = self.plan_source.as_mut()?;
+            self.plan = next(self.plan.take());
+            if self.plan.is_none() {
+                self.plan_source = None;
+                return None;
+            }
+        }
+        let plan = self.plan.as_ref().filter(|p| p.covers(now))?;
+        let slot = if slot == NO_SLOT { plan.first_slot(host) } else { slot };
+        plan.step(host, seq, slot)
     }
 
     fn account(&mut self, host: HostId, seq: u32, now: SimTime, s: &Session, queue: &mut EventQueue<Event>) {
@@ -818,6 +837,7 @@ impl<O: Observer> World<'_, O> {
                 self.campus.prefetch_host(host);
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_host(host);
+                    net.prefetch_policy(host);
                 }
             }
             _ => {}
