@@ -141,6 +141,13 @@ impl TrafficModel {
     }
 
     /// Activity factor of a simulated day (weekends are quieter).
+    /// A host kind's expected sessions per hour, by hour of day, on a weekday (scale by
+    /// [`TrafficModel::day_factor`] for another day): the rates [`TrafficModel::next_arrival`]
+    /// draws from.
+    pub fn hourly_rates(&self, kind: HostKind) -> &[f64; 24] {
+        &self.kinds[kind.dense_index()].hourly
+    }
+
     pub fn day_factor(&self, day: u32) -> f64 {
         let weekday = (u32::from(self.start_weekday) + day) % 7;
         if weekday >= 5 { self.weekend_factor } else { 1.0 }

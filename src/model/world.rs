@@ -27,7 +27,7 @@ use super::nlb::Outage;
 use super::packet_layer::{PacketLayer, SessionPackets, encap_for};
 use super::policy::{BlockReason, Service};
 use super::population::Population;
-use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent, TimerKind};
+use super::secnet::{ClearKind, Outcome, SaTimer, SecNet, StallEvent, TimerKind, pair_key};
 use super::streams::{entity, purpose};
 use super::traffic::{Session, TrafficModel};
 use crate::engine::queue::EventQueue;
@@ -845,6 +845,25 @@ impl<O: Observer> World<'_, O> {
     }
 }
 
+impl<O: Observer> World<'_, O> {
+    /// When the plan holds an arrival's session, the peer is known before the session is
+    /// handled: its records, its entry in the compiled policy and the pair's SA entry,
+    /// random reads that the connection would otherwise wait on, are asked for here. A
+    /// cluster's node is only chosen when the session connects, so a virtual IP's are not.
+    #[inline]
+    fn prefetch_peer(&self, host: HostId, seq: u32, slot: Slot) {
+        let Some(Endpoint::Host(peer)) = self.plan.as_ref().and_then(|p| p.peer_of(host, seq, slot)) else {
+            return;
+        };
+        self.campus.prefetch_host(peer);
+        self.population.prefetch_host(peer);
+        if let Some(net) = self.secnet.as_ref() {
+            net.prefetch_pair(pair_key(host, peer));
+            net.prefetch_policy(peer);
+        }
+    }
+}
+
 impl<O: Observer> Handler<Event> for World<'_, O> {
     /// An SA timer's pair entry is a random read of a table of hundreds of MB, an
     /// arrival's host and user records random reads of arrays of MBs: fetched while the
@@ -865,8 +884,9 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     #[inline]
     fn prefetch_ahead(&self, later: &Event) {
         self.prefetch_records(later);
-        if let Event::Arrival { host, .. } = *later {
+        if let Event::Arrival { host, seq, slot } = *later {
             self.campaign.prefetch_owner(host);
+            self.prefetch_peer(host, seq, slot);
         }
     }
 
