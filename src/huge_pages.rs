@@ -2,7 +2,7 @@
 //! transparent huge pages.
 //!
 //! A campus-sized run keeps hundreds of MB in a few large blocks (the SA table, the event
-//! queue's buckets, per-host arrays, the day plan) and touches them at random, one host or
+//! queue's buckets, per-host arrays) and touches them at random, one host or
 //! SA pair per event. With 4 KiB pages nearly every such touch also misses the TLB; with
 //! 2 MiB pages the page tables of the whole working set fit in it. Linux gives huge pages
 //! to a region only when asked (`/sys/kernel/mm/transparent_hugepage/enabled` is usually

@@ -114,8 +114,9 @@ pub struct RunRequest<'a> {
     pub granularity: Granularity,
     /// Write the packets of the scenario's capture window here (packet granularity).
     pub pcap: Option<PathBuf>,
-    /// Draw the sessions ahead on a second thread, a window of a day at a time (the outputs are the same either
-    /// way). Worth it for a run on its own; a sweep already keeps every core busy.
+    /// Draw the sessions ahead on a second thread, a window of a day at a time (the
+    /// outputs are the same either way). Worth it for a run on its own; a sweep already
+    /// keeps every core busy.
     pub draw_ahead: bool,
 }
 

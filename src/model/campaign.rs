@@ -500,6 +500,9 @@ impl<'a> Campaign<'a> {
         match ev {
             CampaignEvent::Refresh(minute) => {
                 let hosts = self.refresh_buckets.remove(&minute).unwrap_or_default();
+                for &h in hosts.iter().take(REFRESH_PREFETCH_DISTANCE) {
+                    self.prefetch_refresh(h, pop, net.as_deref());
+                }
                 for (i, &h) in hosts.iter().enumerate() {
                     // A bucket holds thousands of hosts in random order after a policy
                     // change, each refresh a handful of random reads: fetch a later

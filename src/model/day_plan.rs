@@ -14,7 +14,7 @@
 //! host's chain of arrivals across windows, so every step is drawn once. Each window is
 //! as long as the sampled hosts are expected to fill half a budget in (from the traffic
 //! model's hourly rates, so windows shorten through the morning rise and lengthen at
-//! night): a 1% sample's day in about fifteen, a full-traffic day in hundreds.
+//! night): a 1% sample's weekday in a few dozen, a full-traffic day in a few thousand.
 //!
 //! Contract:
 //! - [`DayPlan::step`] returns exactly what [`arrival_step`] returns for the same host,
@@ -47,7 +47,7 @@ pub const NO_SLOT: Slot = Slot::MAX;
 
 /// A step as held, with whose it is (checked on every read, so a slot can never hand
 /// over another host's draws) and the slot of the host's next step.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Held {
     /// `SimTime::MAX` for no next arrival (arrivals lie within their day, so it is never
     /// a real one).
@@ -67,7 +67,7 @@ const _: () = assert!(std::mem::size_of::<Held>() == 80);
 /// Steps are stored sorted by arrival time, so the loop reads the plan front to back (a
 /// stream the processor prefetches) instead of jumping between hosts; each arrival event
 /// carries its step's slot, and each step the slot of the host's next one in the window.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DayPlan {
     day: u32,
     /// The window: arrivals at `from <= t < to`.
@@ -97,8 +97,9 @@ pub struct PlanDrawer<'a> {
     cursors: Vec<Cursor>,
     days: u32,
     budget: usize,
-    /// The next window starts here; `None` before a day's first window.
+    /// The day the next window belongs to.
     day: u32,
+    /// The next window starts here; `None` before the day's first window.
     from: Option<SimTime>,
     /// Sessions the sampled hosts are expected to start in each hour of a weekday.
     hourly: [f64; 24],
@@ -121,7 +122,7 @@ struct Scratch {
 
 /// Steps reserved for a piece up front at most (a plan of a whole day with no budget
 /// grows past it as it is drawn).
-const MAX_RESERVE: usize = 1 << 20;
+const MAX_RESERVE: usize = 1 << 16;
 /// Windows are at least this long.
 const MIN_WINDOW: SimDuration = SimDuration::from_millis(10);
 
@@ -149,8 +150,10 @@ impl<'a> PlanDrawer<'a> {
                 *sum += rate;
             }
         }
-        // Slots are u32 (NO_SLOT aside): a budget past that would not fit them.
-        let budget = budget.min(NO_SLOT as usize - 1);
+        // Slots are u32 (NO_SLOT aside): a budget past that would not fit them. A budget
+        // of nothing is one of a single step (windows cut for half a step would be 10 ms
+        // long and millions a day).
+        let budget = budget.clamp(1, NO_SLOT as usize - 1);
         PlanDrawer {
             campus,
             traffic,
@@ -172,8 +175,15 @@ impl<'a> PlanDrawer<'a> {
     /// Takes back a replayed plan's buffers for the pieces to come (two are kept: the
     /// piece being drawn and the one handed over need no more).
     pub fn recycle(&mut self, plan: DayPlan) {
-        if self.spare.len() < 2 {
-            self.spare.push((plan.steps, plan.first));
+        let DayPlan { mut first, steps, .. } = plan;
+        // Only a budget's worth of capacity is kept (a whole-day plan may be far bigger).
+        if self.spare.len() < 2 && steps.capacity() <= self.budget && first.len() == self.campus.hosts.len() {
+            // The host index is cleared where the plan's hosts set it, not rewritten whole:
+            // a piece's hosts are a few thousand of the campus's hundreds of thousands.
+            for s in &steps {
+                first[s.host as usize] = NO_SLOT;
+            }
+            self.spare.push((steps, first));
         }
     }
 
@@ -200,10 +210,10 @@ impl<'a> PlanDrawer<'a> {
         let day_end = SimTime::start_of_day(day + 1);
         let to = self.window_end(from, day_end);
         // Drawn host by host (a host's chain is sequential), with each step's arrival time.
-        let target = self.budget / 2;
-        let (mut drawn, first) = self.spare.pop().unwrap_or_else(|| {
-            (Vec::with_capacity((target + target / 2).min(self.budget).min(MAX_RESERVE)), Vec::new())
-        });
+        let (mut drawn, first) = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(self.budget.min(MAX_RESERVE)), vec![NO_SLOT; campus.hosts.len()]));
         drawn.clear();
         let times = &mut self.scratch.times;
         times.clear();
@@ -262,17 +272,10 @@ impl<'a> PlanDrawer<'a> {
     }
 }
 
-impl Iterator for PlanDrawer<'_> {
-    type Item = DayPlan;
-
-    fn next(&mut self) -> Option<DayPlan> {
-        self.next_piece()
-    }
-}
-
 impl DayPlan {
     /// Draws the steps of one whole day of the hosts `sampled` marks, up to `budget` steps
     /// in all (one window from midnight to midnight).
+    #[cfg(test)]
     pub fn draw(
         campus: &Campus,
         traffic: &TrafficModel,
@@ -288,7 +291,8 @@ impl DayPlan {
     }
 
     /// Sorts drawn steps (in host and seq order, their arrival times in
-    /// `scratch.times`) into the plan of `window`; `first` is a buffer to reuse.
+    /// `scratch.times`) into the plan of `window`; `first` is a per-host buffer to reuse,
+    /// [`NO_SLOT`] throughout.
     fn sorted(
         hosts: usize,
         day: u32,
@@ -298,17 +302,17 @@ impl DayPlan {
         scratch: &mut Scratch,
     ) -> DayPlan {
         let Scratch { times, order, slot_of } = scratch;
-        // Time order; a stable sort keeps (host, seq) order among equal times.
+        // Time order, then (host, seq) order among equal times (drawn is in that order).
         order.clear();
         order.extend(0..drawn.len() as u32);
-        order.sort_by_key(|&i| times[i as usize]);
+        order.sort_unstable_by_key(|&i| (times[i as usize], i));
         slot_of.clear();
         slot_of.resize(drawn.len(), NO_SLOT);
         for (slot, &i) in order.iter().enumerate() {
             slot_of[i as usize] = slot as Slot;
         }
-        first.clear();
-        first.resize(hosts, NO_SLOT);
+        debug_assert_eq!(first.len(), hosts);
+        debug_assert!(first.iter().all(|&f| f == NO_SLOT));
         for i in 0..drawn.len() {
             if i == 0 || drawn[i - 1].host != drawn[i].host {
                 first[drawn[i].host as usize] = slot_of[i];
@@ -489,34 +493,36 @@ mod tests {
         let streams = RngStreams::new(11);
         let sampled = vec![true; campus.hosts.len()];
         let whole = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, usize::MAX);
-        for budget in [0, 1, 777, whole.len() - 1] {
+        for budget in [1, 777, whole.len() - 1] {
             let plan = DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, budget);
             assert_eq!(plan.len(), budget);
             assert_eq!(check(&campus, &traffic, &streams, &plan, &sampled), (budget, whole.len()));
         }
     }
 
-    /// Every step of two days, drawn in pieces of at most 400 steps: the pieces tile
-    /// each day, hold only exact draws, hand over slots the way the world reads them,
-    /// and (their windows cut to the traffic) leave no step to the loop.
-    #[test]
-    fn pieces_tile_the_days_and_hold_the_draws_of_the_loop() {
+    /// Draws two days in pieces of at most `budget` steps, windows cut for `target`
+    /// expected steps, and checks what every piece must satisfy: at most `budget` steps,
+    /// windows tiling each day, only exact draws, slots handed over the way the world
+    /// reads them (and the peer a prefetch reads, that of the held session). Returns
+    /// (pieces, steps held, steps of sampled hosts).
+    fn draw_in_pieces(budget: usize, target: Option<f64>) -> (usize, usize, usize) {
         let (sc, campus) = small();
         let traffic = TrafficModel::new(&sc);
         let streams = RngStreams::new(11);
         let sampled: Vec<bool> = (0..campus.hosts.len()).map(|h| h % 4 != 1).collect();
-        let budget = 400;
         let mut drawer = PlanDrawer::new(&campus, &traffic, streams.clone(), &sampled, 2, budget);
+        if let Some(t) = target {
+            drawer.target = t;
+        }
         let mut pieces: Vec<DayPlan> = Vec::new();
         while let Some(p) = drawer.next_piece() {
             assert!(p.len() <= budget, "a piece of {} steps", p.len());
-            // Buffers given back are drawn into again; a recycled plan changes nothing.
-            if pieces.len() % 3 == 2 {
-                drawer.recycle(DayPlan::draw(&campus, &traffic, &streams, &sampled, 1, 10));
+            // Buffers given back are drawn into again (their host index cleared).
+            if let Some(done) = pieces.len().checked_sub(2) {
+                drawer.recycle(pieces[done].clone());
             }
             pieces.push(p);
         }
-        assert!(pieces.len() > 20, "{} pieces", pieces.len());
         // Windows tile each day from midnight to midnight, in order.
         let mut at = SimTime::ZERO;
         for p in &pieces {
@@ -539,11 +545,11 @@ mod tests {
                     let k = pieces.partition_point(|p| p.ends_by(now));
                     let piece = &pieces[k];
                     assert!(piece.covers(now));
-                    let lookup = if slot == NO_SLOT { piece.first_slot(host) } else { slot };
                     total += 1;
-                    slot = match piece.step(host, seq, lookup) {
+                    slot = match piece.step(host, seq, if slot == NO_SLOT { piece.first_slot(host) } else { slot }) {
                         Some((step, next_slot)) => {
                             assert_eq!(step, want, "host {h} day {day} seq {seq}");
+                            assert_eq!(piece.peer_of(host, seq, slot), want.1.map(|s| s.peer));
                             held += 1;
                             next_slot
                         }
@@ -555,8 +561,25 @@ mod tests {
             }
         }
         assert_eq!(held, pieces.iter().map(DayPlan::len).sum::<usize>(), "a held step the loop never reads");
-        // Windows are cut for half the budget: none overflows (a Poisson count of mean
-        // 200 passing 400), so the pieces hold every step.
+        (pieces.len(), held, total)
+    }
+
+    /// Cut for half the budget, no window overflows (a Poisson count of mean 200 passing
+    /// 400), so the pieces hold every step.
+    #[test]
+    fn pieces_tile_the_days_and_hold_every_draw_of_the_loop() {
+        let (pieces, held, total) = draw_in_pieces(400, None);
+        assert!(pieces > 20, "{pieces} pieces");
         assert_eq!(held, total);
+    }
+
+    /// Windows cut for three budgets overflow: the steps past the budget are left to the
+    /// loop, and the chains go on exactly in the next windows.
+    #[test]
+    fn overflowing_pieces_leave_the_rest_to_the_loop_and_keep_the_chains() {
+        let (pieces, held, total) = draw_in_pieces(400, Some(1200.0));
+        assert!(pieces > 5, "{pieces} pieces");
+        assert!(held < total * 2 / 3, "{held} of {total} steps held");
+        assert!(held > total / 4, "{held} of {total} steps held");
     }
 }

@@ -591,6 +591,7 @@ impl PolicyEngine {
         long_prefixes.sort_unstable();
         long_prefixes.dedup();
         let class = membership_classes(campus, &filters, &singled, &long_prefixes);
+        debug_assert_eq!(class.len(), campus.hosts.len());
         let hosts = campus.hosts.iter().zip(class).map(|(h, class)| HostEntry { addr: h.addr, class }).collect();
         PolicyEngine { filters, hosts, cache: FxHashMap::default() }
     }

@@ -83,8 +83,8 @@ impl Population {
     }
 
     /// Asks the CPU for the state a policy refresh and a connection read of `h` (its
-    /// domain, groups, NAP mode and health, firewall), one line in each array, ahead of
-    /// its use.
+    /// domain, groups, NAP mode and health, firewall and its exceptions), one line in
+    /// each array, ahead of its use.
     #[inline]
     pub fn prefetch_host(&self, h: HostId) {
         let i = h.index();
@@ -94,6 +94,7 @@ impl Population {
             crate::engine::prefetch(&self.nap[i]);
             crate::engine::prefetch(&self.healthy[i]);
             crate::engine::prefetch(&self.firewall[i]);
+            crate::engine::prefetch(&self.exceptions[i]);
         }
     }
 

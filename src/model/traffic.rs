@@ -140,7 +140,6 @@ impl TrafficModel {
         s.duration.max(SimDuration::from_secs_f64(bits / rate)).min(MAX_SESSION)
     }
 
-    /// Activity factor of a simulated day (weekends are quieter).
     /// A host kind's expected sessions per hour, by hour of day, on a weekday (scale by
     /// [`TrafficModel::day_factor`] for another day): the rates [`TrafficModel::next_arrival`]
     /// draws from.
@@ -148,6 +147,7 @@ impl TrafficModel {
         &self.kinds[kind.dense_index()].hourly
     }
 
+    /// Activity factor of a simulated day (weekends are quieter).
     pub fn day_factor(&self, day: u32) -> f64 {
         let weekday = (u32::from(self.start_weekday) + day) % 7;
         if weekday >= 5 { self.weekend_factor } else { 1.0 }

@@ -58,7 +58,8 @@ const _: () = assert!(std::mem::size_of::<Event>() == 16);
 pub enum Event {
     DayStart(u32),
     DayEnd(u32),
-    /// `slot`: where the day's plan holds this arrival's draws ([`NO_SLOT`] if it does not).
+    /// `slot`: where the plan of the arrival's window holds its draws ([`NO_SLOT`] if not
+    /// known: then it is looked up by host).
     Arrival {
         host: HostId,
         seq: u32,
@@ -852,6 +853,11 @@ impl<O: Observer> World<'_, O> {
     /// cluster's node is only chosen when the session connects, so a virtual IP's are not.
     #[inline]
     fn prefetch_peer(&self, host: HostId, seq: u32, slot: Slot) {
+        // A day's first arrival may be ahead of its day's first window: the plan in hand
+        // would then hold the day before's first step, not this one.
+        if seq == 1 && slot == NO_SLOT {
+            return;
+        }
         let Some(Endpoint::Host(peer)) = self.plan.as_ref().and_then(|p| p.peer_of(host, seq, slot)) else {
             return;
         };
@@ -868,7 +874,8 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     /// An SA timer's pair entry is a random read of a table of hundreds of MB, an
     /// arrival's host and user records random reads of arrays of MBs: fetched while the
     /// event before it is handled, they are in cache when it runs. (An arrival's peer, and
-    /// so its pair, is only known once its session is drawn.) The records were usually
+    /// so its pair, is known before its session is handled only from the plan: see
+    /// `World::prefetch_peer`.) The records were usually
     /// asked for already by [`Handler::prefetch_ahead`]; asking again costs little and
     /// covers events that were not yet in the near run then.
     #[inline]
