@@ -25,7 +25,7 @@
 
 use super::campus::{Campus, Endpoint};
 use super::ids::HostId;
-use super::traffic::{Session, TrafficModel};
+use super::traffic::{Session, TrafficModel, spend_expected};
 use super::world::{arrival_step, first_arrival};
 use crate::engine::rng::RngStreams;
 use crate::engine::{SimDuration, SimTime};
@@ -250,25 +250,12 @@ impl<'a> PlanDrawer<'a> {
     /// start [`PlanDrawer::target`] sessions in it: the hourly rates integrated from
     /// `from`, as [`TrafficModel::next_arrival`] draws them; at most the day's end.
     fn window_end(&self, from: SimTime, day_end: SimTime) -> SimTime {
-        const HOUR_NS: f64 = 3.6e12;
-        let factor = self.traffic.day_factor(self.day);
         let day_start = SimTime::start_of_day(self.day);
-        let mut need = self.target;
-        let mut t_ns = (from - day_start).as_nanos() as f64;
-        let mut hour = (t_ns / HOUR_NS) as usize;
-        while hour < 24 {
-            let rate_per_ns = self.hourly[hour] * factor / HOUR_NS;
-            let hour_end = (hour + 1) as f64 * HOUR_NS;
-            let expected = rate_per_ns * (hour_end - t_ns);
-            if rate_per_ns > 0.0 && need < expected {
-                let end = day_start + SimDuration::from_nanos((t_ns + need / rate_per_ns) as u64);
-                return end.max(from + MIN_WINDOW).min(day_end);
-            }
-            need -= expected;
-            t_ns = hour_end;
-            hour += 1;
+        let factor = self.traffic.day_factor(self.day);
+        match spend_expected(&self.hourly, factor, from - day_start, self.target) {
+            Some((at, _)) => (day_start + SimDuration::from_nanos(at as u64)).max(from + MIN_WINDOW).min(day_end),
+            None => day_end,
         }
-        day_end
     }
 }
 

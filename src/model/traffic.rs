@@ -74,6 +74,28 @@ pub struct TrafficModel {
     tcp_window_bytes: u64,
 }
 
+/// Where `mass` expected sessions are used up from the time of day `from`, at `hourly`
+/// rates (sessions per hour, by hour of day) times `factor`: the time of day in
+/// nanoseconds (unrounded) and the end of its hour; `None` if the day ends first. What a
+/// host's next arrival spends an Exp(1) mass along ([`TrafficModel::next_arrival`]), and
+/// what the session drawing ahead cuts its windows by (`day_plan::PlanDrawer`).
+pub fn spend_expected(hourly: &[f64; 24], factor: f64, from: SimDuration, mut mass: f64) -> Option<(f64, f64)> {
+    let mut t_ns = from.as_nanos() as f64;
+    let mut hour = (from.as_nanos() / SimDuration::HOUR.as_nanos()) as usize;
+    while hour < 24 {
+        let rate_per_ns = hourly[hour] * factor / HOUR_NS;
+        let hour_end = (hour + 1) as f64 * HOUR_NS;
+        let available = rate_per_ns * (hour_end - t_ns);
+        if rate_per_ns > 0.0 && mass < available {
+            return Some((t_ns + mass / rate_per_ns, hour_end));
+        }
+        mass -= available;
+        t_ns = hour_end;
+        hour += 1;
+    }
+    None
+}
+
 impl TrafficModel {
     pub fn new(sc: &Scenario) -> Self {
         let t = &sc.traffic;
@@ -168,25 +190,11 @@ impl TrafficModel {
         }
         // Exp(1) mass to spend along the integrated rate.
         let u: f64 = rng.random();
-        let mut mass = -(1.0 - u).ln();
-        let day_start = SimTime::start_of_day(now.day());
-        let mut t_ns = now.time_of_day().as_nanos() as f64;
-        let mut hour = (now.time_of_day().as_nanos() / SimDuration::HOUR.as_nanos()) as usize;
-        while hour < 24 {
-            let rate_per_ns = rates.hourly[hour] * factor / HOUR_NS;
-            let hour_end = (hour + 1) as f64 * HOUR_NS;
-            let available = rate_per_ns * (hour_end - t_ns);
-            if rate_per_ns > 0.0 && mass < available {
-                let at = t_ns + mass / rate_per_ns;
-                // Strictly after now, and inside the hour despite rounding.
-                let at = (at.round() as u64).clamp(now.time_of_day().as_nanos() + 1, hour_end as u64 - 1);
-                return Some(day_start + SimDuration::from_nanos(at));
-            }
-            mass -= available;
-            t_ns = hour_end;
-            hour += 1;
-        }
-        None
+        let mass = -(1.0 - u).ln();
+        let (at, hour_end) = spend_expected(&rates.hourly, factor, now.time_of_day(), mass)?;
+        // Strictly after now, and inside the hour despite rounding.
+        let at = (at.round() as u64).clamp(now.time_of_day().as_nanos() + 1, hour_end as u64 - 1);
+        Some(SimTime::start_of_day(now.day()) + SimDuration::from_nanos(at))
     }
 
     /// Draws the session that arrives at `now` for `host`. `None` if the chosen
