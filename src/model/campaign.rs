@@ -338,7 +338,7 @@ impl<'a> Campaign<'a> {
         self.campus.prefetch_host(host);
         pop.prefetch_host(host);
         if let Some(net) = net {
-            net.prefetch_refresh(host);
+            net.prefetch_host_policy(host);
         }
     }
 

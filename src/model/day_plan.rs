@@ -69,7 +69,6 @@ const _: () = assert!(std::mem::size_of::<Held>() == 80);
 /// carries its step's slot, and each step the slot of the host's next one in the window.
 #[derive(Clone, Debug)]
 pub struct DayPlan {
-    day: u32,
     /// The window: arrivals at `from <= t < to`.
     from: SimTime,
     to: SimTime,
@@ -243,7 +242,7 @@ impl<'a> PlanDrawer<'a> {
         } else {
             self.from = Some(to);
         }
-        Some(DayPlan::sorted(campus.hosts.len(), day, (from, to), drawn, first, &mut self.scratch))
+        Some(DayPlan::sorted(campus.hosts.len(), (from, to), drawn, first, &mut self.scratch))
     }
 
     /// Where a window from `from` should end so that the sampled hosts are expected to
@@ -282,7 +281,6 @@ impl DayPlan {
     /// [`NO_SLOT`] throughout.
     fn sorted(
         hosts: usize,
-        day: u32,
         (from, to): (SimTime, SimTime),
         mut drawn: Vec<Held>,
         mut first: Vec<Slot>,
@@ -311,11 +309,12 @@ impl DayPlan {
             }
         }
         permute_in_place(&mut drawn, order);
-        DayPlan { day, from, to, first, steps: drawn }
+        DayPlan { from, to, first, steps: drawn }
     }
 
+    #[cfg(test)]
     pub fn day(&self) -> u32 {
-        self.day
+        self.from.day()
     }
 
     /// The peer of the `seq`-th session of `host`, if the plan holds it (in `slot`, or
@@ -329,6 +328,7 @@ impl DayPlan {
     }
 
     /// The window: the plan holds the arrivals at `from <= t < to`.
+    #[cfg(test)]
     pub fn window(&self) -> (SimTime, SimTime) {
         (self.from, self.to)
     }
@@ -344,10 +344,12 @@ impl DayPlan {
     }
 
     /// Steps held, over all hosts.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.steps.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

@@ -696,10 +696,11 @@ impl<'a> SecNet<'a> {
         }
     }
 
-    /// Asks the CPU for what [`SecNet::refresh`] reads of `host` first: its record and its
-    /// entries in the latest version's compiled policy, which a refresh assigns.
+    /// Asks the CPU for what a refresh ([`SecNet::refresh`]) or a connection of `host`
+    /// reads of it first: its record and its entry in the latest version's compiled
+    /// policy.
     #[inline]
-    pub fn prefetch_refresh(&self, host: HostId) {
+    pub fn prefetch_host_policy(&self, host: HostId) {
         self.prefetch_host(host);
         self.prefetch_policy(host);
     }

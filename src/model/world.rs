@@ -837,8 +837,7 @@ impl<O: Observer> World<'_, O> {
             Event::Arrival { host, .. } => {
                 self.campus.prefetch_host(host);
                 if let Some(net) = self.secnet.as_ref() {
-                    net.prefetch_host(host);
-                    net.prefetch_policy(host);
+                    net.prefetch_host_policy(host);
                 }
             }
             _ => {}
