@@ -345,8 +345,7 @@ impl<'a> Campaign<'a> {
     /// Applies the latest policy and settings to a host now.
     fn apply_now(&self, host: HostId, pop: &mut Population, net: Option<&mut SecNet>) {
         let (nap, fw) = self.settings.for_host(self.campus, pop, host);
-        pop.nap[host.index()] = nap;
-        pop.firewall[host.index()] = fw;
+        pop.set_nap_and_firewall(host, nap, fw);
         if let Some(net) = net {
             net.refresh(host, pop);
         }
@@ -450,7 +449,8 @@ impl<'a> Campaign<'a> {
             let host = &self.campus.hosts[i];
             let joinable = pop.is_joinable(h);
             let reimage_candidate = pop.is_managed(h) && host.is_client() && !pop.is_reimaging(h);
-            let nap_candidate = nap.is_some() && pop.nap[i] != NapMode::Off && pop.healthy[i] && host.os.nap_capable();
+            let nap_candidate =
+                nap.is_some() && pop.nap(h) != NapMode::Off && pop.is_healthy(h) && host.os.nap_capable();
             if !(joinable || reimage_candidate || nap_candidate) || !workday {
                 continue;
             }
@@ -538,10 +538,9 @@ impl<'a> Campaign<'a> {
                 self.apply_now(h, pop, net);
             }
             CampaignEvent::NapLapse(h) => {
-                if pop.healthy[h.index()] && pop.is_managed(h) {
-                    pop.healthy[h.index()] = false;
-                    if let (NapMode::Deferred | NapMode::Enforcement, Some(u)) =
-                        (pop.nap[h.index()], self.campus.host(h).owner)
+                if pop.is_healthy(h) && pop.is_managed(h) {
+                    pop.set_healthy(h, false);
+                    if let (NapMode::Deferred | NapMode::Enforcement, Some(u)) = (pop.nap(h), self.campus.host(h).owner)
                     {
                         self.notices.push((u, now));
                     }
@@ -555,7 +554,7 @@ impl<'a> Campaign<'a> {
                 }
             }
             CampaignEvent::NapRemediate(h) => {
-                pop.healthy[h.index()] = true;
+                pop.set_healthy(h, true);
             }
         }
         out
@@ -583,11 +582,11 @@ impl<'a> Campaign<'a> {
     ) -> bool {
         let Some(fw) = self.sc.firewall.as_ref() else { return false };
         let r = resp.index();
-        if !pop.firewall[r] || !self.campus.hosts[r].is_client() {
+        if !pop.firewall_on(resp) || !self.campus.hosts[r].is_client() {
             return false;
         }
         let bit = 1u64 << app;
-        if fw.inbound_allowed & bit != 0 || pop.exceptions[r] & bit != 0 {
+        if fw.inbound_allowed & bit != 0 || pop.exceptions(resp) & bit != 0 {
             return false;
         }
         // Authenticated bypass: an IPsec-authenticated scanner passes [WP].
@@ -597,7 +596,7 @@ impl<'a> Campaign<'a> {
         let mut rng = self.day_rng(entity::HOST, resp.0, purpose::REQUESTS, now.day() + 10_000);
         // One draw per host-day decides whether its administrator opens what was blocked.
         if rng.random::<f64>() < fw.local_exception_probability {
-            pop.exceptions[r] |= bit;
+            pop.add_exceptions(resp, bit);
         }
         true
     }
@@ -761,7 +760,7 @@ impl<'a> Campaign<'a> {
             nap_deferred: 0,
             nap_enforcement: 0,
             nap_unhealthy: 0,
-            firewall_on: pop.firewall.iter().filter(|&&f| f).count() as u64,
+            firewall_on: pop.firewall_count(),
             users_affected,
             users_by_cause,
             boundary_grants: self.today_grants,
@@ -770,14 +769,14 @@ impl<'a> Campaign<'a> {
             foreign_failures: self.foreign_failures,
             helpdesk,
         };
-        for i in 0..pop.hosts() {
-            match pop.nap[i] {
+        for h in (0..pop.hosts()).map(HostId::from_index) {
+            match pop.nap(h) {
                 NapMode::Reporting => rec.nap_reporting += 1,
                 NapMode::Deferred => rec.nap_deferred += 1,
                 NapMode::Enforcement => rec.nap_enforcement += 1,
                 NapMode::Off => {}
             }
-            rec.nap_unhealthy += u64::from(!pop.healthy[i]);
+            rec.nap_unhealthy += u64::from(!pop.is_healthy(h));
         }
         self.days.push(rec);
         self.days.last().expect("just pushed")

@@ -40,134 +40,196 @@ impl NapMode {
     }
 }
 
+/// What moves of one host, kept in one record: a connection, a policy refresh and the
+/// campaign's daily draws read several of these fields of a random host, and one record
+/// is one cache line to wait for (or fetch ahead) where an array per field was one each.
+#[derive(Copy, Clone, Debug)]
+#[repr(C, align(32))]
+struct HostState {
+    /// Security groups the host is a member of.
+    groups: GroupSet,
+    /// Applications a local administrator has opened inbound (bit per app).
+    exceptions: u64,
+    /// Current managed domain; `None` while unmanaged.
+    domain: Option<DomainId>,
+    /// The domain a reimaged PC rejoins.
+    home_domain: Option<DomainId>,
+    /// NAP mode in force for the host (set by rollout waves).
+    nap: NapMode,
+    /// Joinable: a Windows test machine outside the managed domains that may join one.
+    joinable: bool,
+    /// Reimaged and not yet rejoined.
+    reimaging: bool,
+    /// NAP: compliant with the health policy.
+    healthy: bool,
+    /// Windows Firewall on (inbound default block).
+    firewall: bool,
+}
+
+// Two records to a 64-byte cache line, none straddling two.
+const _: () = assert!(std::mem::size_of::<HostState>() == 32);
+
 /// Per-host dynamic state.
 #[derive(Clone, Debug)]
 pub struct Population {
-    /// Current managed domain; `None` while unmanaged.
-    domain: Vec<Option<DomainId>>,
-    /// The domain a reimaged PC rejoins.
-    home_domain: Vec<Option<DomainId>>,
-    pub groups: Vec<GroupSet>,
-    /// Joinable: Windows test machines outside the managed domains that may join one.
-    joinable: Vec<bool>,
-    /// Reimaged and not yet rejoined.
-    reimaging: Vec<bool>,
-    /// NAP: compliant with the health policy.
-    pub healthy: Vec<bool>,
-    /// NAP mode in force for the host (set by rollout waves).
-    pub nap: Vec<NapMode>,
-    /// Windows Firewall on (inbound default block).
-    pub firewall: Vec<bool>,
-    /// Applications a local administrator has opened inbound (bit per app).
-    pub exceptions: Vec<u64>,
+    hosts: Vec<HostState>,
 }
 
 impl Population {
     pub fn new(campus: &Campus) -> Population {
-        let n = campus.hosts.len();
-        Population {
-            domain: campus.hosts.iter().map(|h| h.domain).collect(),
-            home_domain: campus.hosts.iter().map(|h| h.domain).collect(),
-            groups: campus.hosts.iter().map(|h| h.groups).collect(),
-            joinable: campus
-                .hosts
-                .iter()
-                .map(|h| h.kind == HostKind::Client(ClientCategory::TestDomain) && h.os.joinable())
-                .collect(),
-            reimaging: vec![false; n],
-            healthy: vec![true; n],
-            nap: vec![NapMode::Off; n],
-            firewall: vec![false; n],
-            exceptions: vec![0; n],
-        }
+        let hosts = campus
+            .hosts
+            .iter()
+            .map(|h| HostState {
+                groups: h.groups,
+                exceptions: 0,
+                domain: h.domain,
+                home_domain: h.domain,
+                nap: NapMode::Off,
+                joinable: h.kind == HostKind::Client(ClientCategory::TestDomain) && h.os.joinable(),
+                reimaging: false,
+                healthy: true,
+                firewall: false,
+            })
+            .collect();
+        Population { hosts }
     }
 
-    /// Asks the CPU for the state a policy refresh and a connection read of `h` (its
-    /// domain, groups, NAP mode and health, firewall and its exceptions), one line in
-    /// each array, ahead of its use.
+    /// Asks the CPU for the record a policy refresh and a connection read of `h` (its
+    /// domain, groups, NAP mode and health, firewall and its exceptions) ahead of its use.
     #[inline]
     pub fn prefetch_host(&self, h: HostId) {
-        let i = h.index();
-        if i < self.domain.len() {
-            crate::engine::prefetch(&self.domain[i]);
-            crate::engine::prefetch(&self.groups[i]);
-            crate::engine::prefetch(&self.nap[i]);
-            crate::engine::prefetch(&self.healthy[i]);
-            crate::engine::prefetch(&self.firewall[i]);
-            crate::engine::prefetch(&self.exceptions[i]);
+        if let Some(r) = self.hosts.get(h.index()) {
+            crate::engine::prefetch(r);
         }
     }
 
     pub fn domain(&self, h: HostId) -> Option<DomainId> {
-        self.domain[h.index()]
+        self.hosts[h.index()].domain
     }
 
     pub fn is_managed(&self, h: HostId) -> bool {
-        self.domain[h.index()].is_some()
+        self.hosts[h.index()].domain.is_some()
     }
 
     pub fn groups(&self, h: HostId) -> GroupSet {
-        self.groups[h.index()]
+        self.hosts[h.index()].groups
+    }
+
+    /// Every host's groups, in host order (what a policy version is compiled with).
+    pub fn group_sets(&self) -> Vec<GroupSet> {
+        self.hosts.iter().map(|r| r.groups).collect()
     }
 
     pub fn is_joinable(&self, h: HostId) -> bool {
-        self.joinable[h.index()] && self.domain[h.index()].is_none()
+        let r = &self.hosts[h.index()];
+        r.joinable && r.domain.is_none()
     }
 
     pub fn is_reimaging(&self, h: HostId) -> bool {
-        self.reimaging[h.index()]
+        self.hosts[h.index()].reimaging
+    }
+
+    /// Whether the host is compliant with the NAP health policy.
+    pub fn is_healthy(&self, h: HostId) -> bool {
+        self.hosts[h.index()].healthy
+    }
+
+    pub fn set_healthy(&mut self, h: HostId, healthy: bool) {
+        self.hosts[h.index()].healthy = healthy;
+    }
+
+    /// The NAP mode in force for the host.
+    pub fn nap(&self, h: HostId) -> NapMode {
+        self.hosts[h.index()].nap
+    }
+
+    /// Whether the host is under NAP enforcement and not healthy (it gets no health
+    /// certificate).
+    pub fn nap_blocked(&self, h: HostId) -> bool {
+        let r = &self.hosts[h.index()];
+        r.nap == NapMode::Enforcement && !r.healthy
+    }
+
+    /// Sets the NAP mode and whether Windows Firewall is on, as a Group Policy refresh
+    /// applies them.
+    pub fn set_nap_and_firewall(&mut self, h: HostId, nap: NapMode, firewall: bool) {
+        let r = &mut self.hosts[h.index()];
+        r.nap = nap;
+        r.firewall = firewall;
+    }
+
+    /// Whether Windows Firewall is on.
+    pub fn firewall_on(&self, h: HostId) -> bool {
+        self.hosts[h.index()].firewall
+    }
+
+    /// Hosts with Windows Firewall on.
+    pub fn firewall_count(&self) -> u64 {
+        self.hosts.iter().filter(|r| r.firewall).count() as u64
+    }
+
+    /// Applications a local administrator has opened inbound (bit per app).
+    pub fn exceptions(&self, h: HostId) -> u64 {
+        self.hosts[h.index()].exceptions
+    }
+
+    /// A local administrator opens the applications of `bits` inbound.
+    pub fn add_exceptions(&mut self, h: HostId, bits: u64) {
+        self.hosts[h.index()].exceptions |= bits;
     }
 
     /// A test machine joins a managed domain (it becomes a managed computer).
     pub fn join(&mut self, h: HostId, domain: DomainId) {
-        self.domain[h.index()] = Some(domain);
-        self.home_domain[h.index()] = Some(domain);
-        self.joinable[h.index()] = false;
+        let r = &mut self.hosts[h.index()];
+        r.domain = Some(domain);
+        r.home_domain = Some(domain);
+        r.joinable = false;
     }
 
     /// A managed PC is rebuilt: unmanaged until it rejoins. Returns false if it was not
     /// managed (nothing to do).
     pub fn reimage(&mut self, h: HostId) -> bool {
-        if self.domain[h.index()].is_none() || self.reimaging[h.index()] {
+        let r = &mut self.hosts[h.index()];
+        if r.domain.is_none() || r.reimaging {
             return false;
         }
-        self.domain[h.index()] = None;
-        self.reimaging[h.index()] = true;
+        r.domain = None;
+        r.reimaging = true;
         // A fresh image is healthy, has no local firewall exceptions.
-        self.healthy[h.index()] = true;
-        self.exceptions[h.index()] = 0;
+        r.healthy = true;
+        r.exceptions = 0;
         true
     }
 
     /// The rebuilt PC rejoins its domain.
     pub fn rejoin(&mut self, h: HostId) {
-        if self.reimaging[h.index()] {
-            self.reimaging[h.index()] = false;
-            self.domain[h.index()] = self.home_domain[h.index()];
+        let r = &mut self.hosts[h.index()];
+        if r.reimaging {
+            r.reimaging = false;
+            r.domain = r.home_domain;
         }
     }
 
     pub fn add_to_group(&mut self, h: HostId, g: GroupId) {
-        self.groups[h.index()].insert(g);
+        self.hosts[h.index()].groups.insert(g);
     }
 
     pub fn remove_from_group(&mut self, h: HostId, g: GroupId) {
-        self.groups[h.index()].0 &= !(1u64 << g.0);
+        self.hosts[h.index()].groups.0 &= !(1u64 << g.0);
     }
 
     pub fn hosts(&self) -> usize {
-        self.domain.len()
+        self.hosts.len()
     }
 
     /// Domain-joined hosts now.
     pub fn joined_count(&self) -> u64 {
-        self.domain.iter().filter(|d| d.is_some()).count() as u64
+        self.hosts.iter().filter(|r| r.domain.is_some()).count() as u64
     }
 
     /// Joined hosts that are members of any of `groups`.
     pub fn joined_in_any(&self, groups: &[GroupId]) -> u64 {
-        (0..self.domain.len())
-            .filter(|&i| self.domain[i].is_some() && groups.iter().any(|&g| self.groups[i].contains(g)))
-            .count() as u64
+        self.hosts.iter().filter(|r| r.domain.is_some() && groups.iter().any(|&g| r.groups.contains(g))).count() as u64
     }
 }

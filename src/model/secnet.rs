@@ -26,7 +26,7 @@ use super::policy::{
     ActionKind, AuthMethod, BlockReason, ClearReason, Decision, Flow, Packet, PolicyEngine, PolicySet, Service, Side,
     decide,
 };
-use super::population::{NapMode, Population};
+use super::population::Population;
 
 /// The service the lint's reachability probes use (SMB, the workhorse of the campus).
 const SMB: Service = Service { protocol: 6, port: 445 };
@@ -289,7 +289,7 @@ impl<'a> SecNet<'a> {
     /// Publishes a new policy configuration; hosts take it at their next refresh
     /// ([`SecNet::refresh`]). Returns its version number.
     pub fn publish(&mut self, set: PolicySet, pop: &Population) -> u16 {
-        let engine = PolicyEngine::new(&set, self.campus, &pop.groups);
+        let engine = PolicyEngine::new(&set, self.campus, &pop.group_sets());
         self.versions.push(Version { set: Rc::new(set), engine });
         if self.holders.is_empty() {
             // Every host starts on the first version.
@@ -405,8 +405,7 @@ impl<'a> SecNet<'a> {
     fn creds(&self, host: HostId, pop: &Population) -> Creds {
         let i = host.index();
         let managed = pop.is_managed(host);
-        let nap_blocked =
-            pop.nap[i] == NapMode::Enforcement && !pop.healthy[i] && self.campus.host(host).os.nap_capable();
+        let nap_blocked = pop.nap_blocked(host) && self.campus.host(host).os.nap_capable();
         Creds {
             kerberos: self.per_host[i].kerberos && managed && !nap_blocked,
             certificate: (self.per_host[i].local_certificate || (self.params.managed_certificates && managed))
@@ -686,6 +685,19 @@ impl<'a> SecNet<'a> {
         let (a, b) = pair_hosts(pair);
         self.prefetch_host(a);
         self.prefetch_host(b);
+    }
+
+    /// Asks the CPU for the statistics records of `pair`'s servers, which an SA change of
+    /// the pair updates ([`SecNet::account`]). Reads the hosts' records to find them: call
+    /// it an event or so after [`SecNet::prefetch_pair`], when those are in cache.
+    #[inline]
+    pub fn prefetch_servers(&self, pair: u64) {
+        let (a, b) = pair_hosts(pair);
+        for h in [a, b] {
+            if let Some(s) = self.per_host.get(h.index()).and_then(|r| self.servers.get(r.server_slot as usize)) {
+                crate::engine::prefetch_span(s);
+            }
+        }
     }
 
     /// Asks the CPU for `host`'s record ahead of a connection of it.

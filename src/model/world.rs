@@ -639,9 +639,7 @@ impl<'a, O: Observer> World<'a, O> {
             if firewalled {
                 conn.outcome = Outcome::Blocked(BlockReason::Firewall);
             }
-            let nap_blocked = self.population.nap[host.index()] == super::population::NapMode::Enforcement
-                && !self.population.healthy[host.index()]
-                && h.os.nap_capable();
+            let nap_blocked = self.population.nap_blocked(host) && h.os.nap_capable();
             let felt = match conn.outcome {
                 Outcome::Blocked(BlockReason::Firewall) => Felt::BlockedByFirewall,
                 Outcome::Blocked(_) if nap_blocked => Felt::BlockedByNap,
@@ -836,6 +834,7 @@ impl<O: Observer> World<'_, O> {
             }
             Event::Arrival { host, .. } => {
                 self.campus.prefetch_host(host);
+                self.population.prefetch_host(host);
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_host_policy(host);
                 }
@@ -880,8 +879,14 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     #[inline]
     fn prefetch(&self, next: &Event) {
         self.prefetch_records(next);
-        if let Event::Arrival { host, .. } = *next {
-            self.campaign.prefetch_user(host);
+        match *next {
+            Event::Arrival { host, .. } => self.campaign.prefetch_user(host),
+            Event::Sa { pair, .. } => {
+                if let Some(net) = self.secnet.as_ref() {
+                    net.prefetch_servers(pair);
+                }
+            }
+            _ => {}
         }
     }
 
