@@ -40,12 +40,13 @@ impl NapMode {
     }
 }
 
-/// What moves of one host, kept in one record: a connection, a policy refresh and the
-/// campaign's daily draws read several of these fields of a random host, and one record
-/// is one cache line to wait for (or fetch ahead) where an array per field was one each.
+/// What moves of one host, kept in one record: a connection's credentials, a policy
+/// refresh (`Campaign::apply_now`) and the firewall's check of a responder read several
+/// of these fields of a random host, and one record is one cache line to wait for (or
+/// fetch ahead) where an array per field was one each.
 #[derive(Copy, Clone, Debug)]
 #[repr(C, align(32))]
-struct HostState {
+struct HostRecord {
     /// Security groups the host is a member of.
     groups: GroupSet,
     /// Applications a local administrator has opened inbound (bit per app).
@@ -64,15 +65,17 @@ struct HostState {
     healthy: bool,
     /// Windows Firewall on (inbound default block).
     firewall: bool,
+    /// Its OS has a NAP client (fixed: kept here so that the NAP check reads one record).
+    nap_capable: bool,
 }
 
 // Two records to a 64-byte cache line, none straddling two.
-const _: () = assert!(std::mem::size_of::<HostState>() == 32);
+const _: () = assert!(std::mem::size_of::<HostRecord>() == 32);
 
 /// Per-host dynamic state.
 #[derive(Clone, Debug)]
 pub struct Population {
-    hosts: Vec<HostState>,
+    hosts: Vec<HostRecord>,
 }
 
 impl Population {
@@ -80,7 +83,7 @@ impl Population {
         let hosts = campus
             .hosts
             .iter()
-            .map(|h| HostState {
+            .map(|h| HostRecord {
                 groups: h.groups,
                 exceptions: 0,
                 domain: h.domain,
@@ -90,6 +93,7 @@ impl Population {
                 reimaging: false,
                 healthy: true,
                 firewall: false,
+                nap_capable: h.os.nap_capable(),
             })
             .collect();
         Population { hosts }
@@ -144,11 +148,11 @@ impl Population {
         self.hosts[h.index()].nap
     }
 
-    /// Whether the host is under NAP enforcement and not healthy (it gets no health
-    /// certificate).
+    /// Whether NAP keeps the host off SecureNet: it has a NAP client, is under
+    /// enforcement and is not healthy, so it gets no health certificate.
     pub fn nap_blocked(&self, h: HostId) -> bool {
         let r = &self.hosts[h.index()];
-        r.nap == NapMode::Enforcement && !r.healthy
+        r.nap_capable && r.nap == NapMode::Enforcement && !r.healthy
     }
 
     /// Sets the NAP mode and whether Windows Firewall is on, as a Group Policy refresh

@@ -405,7 +405,7 @@ impl<'a> SecNet<'a> {
     fn creds(&self, host: HostId, pop: &Population) -> Creds {
         let i = host.index();
         let managed = pop.is_managed(host);
-        let nap_blocked = pop.nap_blocked(host) && self.campus.host(host).os.nap_capable();
+        let nap_blocked = pop.nap_blocked(host);
         Creds {
             kerberos: self.per_host[i].kerberos && managed && !nap_blocked,
             certificate: (self.per_host[i].local_certificate || (self.params.managed_certificates && managed))

@@ -639,7 +639,7 @@ impl<'a, O: Observer> World<'a, O> {
             if firewalled {
                 conn.outcome = Outcome::Blocked(BlockReason::Firewall);
             }
-            let nap_blocked = self.population.nap_blocked(host) && h.os.nap_capable();
+            let nap_blocked = self.population.nap_blocked(host);
             let felt = match conn.outcome {
                 Outcome::Blocked(BlockReason::Firewall) => Felt::BlockedByFirewall,
                 Outcome::Blocked(_) if nap_blocked => Felt::BlockedByNap,
@@ -875,7 +875,11 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     /// so its pair, is known before its session is handled only from the plan: see
     /// `World::prefetch_peer`.) The records were usually
     /// asked for already by [`Handler::prefetch_ahead`]; asking again costs little and
-    /// covers events that were not yet in the near run then.
+    /// covers events that were not yet in the near run then. An SA timer's server
+    /// statistics are found through its hosts' records, which the first stage fetched:
+    /// here, an event ahead, that read is a hit and the statistics have the current
+    /// event's handling to arrive in (a timer that changes no SA count reads them
+    /// needlessly, but which do is known only once the timer runs).
     #[inline]
     fn prefetch(&self, next: &Event) {
         self.prefetch_records(next);
