@@ -332,9 +332,10 @@ impl<'a> Campaign<'a> {
         bucket.push(host);
     }
 
-    /// Asks the CPU for what [`Campaign::apply_now`] reads of `host`.
+    /// Asks the CPU for what [`Campaign::apply_now`] and a connection of `host` read of
+    /// it first: its campus and population records, its IPsec record and policy entry.
     #[inline]
-    fn prefetch_refresh(&self, host: HostId, pop: &Population, net: Option<&SecNet>) {
+    pub fn prefetch_host_records(&self, host: HostId, pop: &Population, net: Option<&SecNet>) {
         self.campus.prefetch_host(host);
         pop.prefetch_host(host);
         if let Some(net) = net {
@@ -501,14 +502,14 @@ impl<'a> Campaign<'a> {
             CampaignEvent::Refresh(minute) => {
                 let hosts = self.refresh_buckets.remove(&minute).unwrap_or_default();
                 for &h in hosts.iter().take(REFRESH_PREFETCH_DISTANCE) {
-                    self.prefetch_refresh(h, pop, net.as_deref());
+                    self.prefetch_host_records(h, pop, net.as_deref());
                 }
                 for (i, &h) in hosts.iter().enumerate() {
                     // A bucket holds thousands of hosts in random order after a policy
                     // change, each refresh a handful of random reads: fetch a later
                     // host's records while this one is refreshed.
                     if let Some(&later) = hosts.get(i + REFRESH_PREFETCH_DISTANCE) {
-                        self.prefetch_refresh(later, pop, net.as_deref());
+                        self.prefetch_host_records(later, pop, net.as_deref());
                     }
                     self.refresh_pending[h.index()] = false;
                     self.apply_now(h, pop, net.as_deref_mut());

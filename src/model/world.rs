@@ -833,11 +833,7 @@ impl<O: Observer> World<'_, O> {
                 }
             }
             Event::Arrival { host, .. } => {
-                self.campus.prefetch_host(host);
-                self.population.prefetch_host(host);
-                if let Some(net) = self.secnet.as_ref() {
-                    net.prefetch_host_policy(host);
-                }
+                self.campaign.prefetch_host_records(host, &self.population, self.secnet.as_ref());
             }
             _ => {}
         }
