@@ -20,6 +20,7 @@ use crate::model::campus::{Campus, CampusError};
 use crate::model::census::{Census, round4};
 use crate::model::day_plan::{self, DayPlan, PlanDrawer};
 use crate::model::helpdesk::{Cause, DayReport};
+use crate::model::host_draws::{Draws, HostDrawer, is_workday};
 use crate::model::ids::HostId;
 use crate::model::kinds::Os;
 use crate::model::packet_layer::{PacketLayer, SIZE_BUCKETS};
@@ -32,7 +33,7 @@ use crate::output::record::{
     AppDayRow, HelpdeskRow, Manifest, OsOutcomeRow, OverheadRow, PacketSizeRow, RolloutEventRow, ServerRow, StallRow,
     Summary, TimelineIpsec, TimelinePackets, TimelineRollout, TimelineRow, WanLinkRow,
 };
-use crate::output::writer::{RunFiles, peak_rss_bytes};
+use crate::output::writer::{RunFiles, peak_rss_bytes, thread_cpu_s};
 use crate::scenario::build::Scenario;
 use crate::scenario::diag::{Diagnostic, KeyPath};
 
@@ -353,33 +354,35 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     // the loop replays the window before (model::day_plan): the same draws, so the same
     // outputs, on any thread count.
     let sampled = req.draw_ahead.then(|| world.campaign.sampled.clone());
+    let mut sim_cpu_s = None;
     let stats = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<DayPlan>(0);
-        // Replayed plans go back to the drawing thread, which draws into their buffers.
-        let (back_tx, back_rx) = std::sync::mpsc::channel::<DayPlan>();
-        let (campus, traffic, streams, days) = (&campus, &traffic, RngStreams::new(req.seed), req.days);
-        let drawing = sampled.is_some();
-        s.spawn(move || {
-            let Some(sampled) = sampled else { return };
+        let (campus, traffic, days) = (&campus, &traffic, req.days);
+        if let Some(sampled) = sampled {
+            let streams = RngStreams::new(req.seed);
             let mut drawer = PlanDrawer::new(campus, traffic, streams, &sampled, days, day_plan::DEFAULT_BUDGET);
-            loop {
-                while let Ok(done) = back_rx.try_recv() {
-                    drawer.recycle(done);
-                }
-                let Some(plan) = drawer.next_piece() else { break };
-                if tx.send(plan).is_err() {
-                    break; // the loop stopped early
-                }
-            }
-        });
-        if drawing {
-            world.draw_ahead(Box::new(move |done| {
+            world.draw_ahead(spawn_ahead(s, move |done: Option<DayPlan>| {
                 if let Some(plan) = done {
-                    let _ = back_tx.send(plan); // the drawer may have finished: then it is dropped
+                    drawer.recycle(plan);
                 }
-                rx.recv().ok()
+                drawer.next_piece()
             }));
         }
+        // The campaign's draws of every host, an epoch (a workday, a refresh round) ahead
+        // (model::host_draws); the first day's are drawn in the loop, so a one-day run draws
+        // nothing ahead.
+        if req.draw_ahead && days > 1 {
+            let (streams, hosts) = (RngStreams::new(req.seed), campus.hosts.len());
+            if sc.population.is_some() {
+                let workdays = (1..days).filter(|&d| is_workday(sc.run.start_weekday, d));
+                let mut drawer = HostDrawer::new(streams.clone(), Draws::DailyDeciding, hosts, workdays);
+                world.campaign.draw_ahead(Draws::DailyDeciding, spawn_ahead(s, move |spare| drawer.next(spare)));
+            }
+            if sc.rollout.is_some() {
+                let mut drawer = HostDrawer::new(streams, Draws::Refresh, hosts, 1..);
+                world.campaign.draw_ahead(Draws::Refresh, spawn_ahead(s, move |spare| drawer.next(spare)));
+            }
+        }
+        let cpu_started = thread_cpu_s();
         let stats = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             sim::run(&mut queue, &mut world, &stop, &mut |p: &Progress| {
                 pending_sum += p.pending as u64;
@@ -388,9 +391,11 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
                 progress(p.now.as_nanos() as f64 / horizon)
             })
         }));
-        // Closing the channel lets the drawing thread end, so the scope can join it (also
-        // when the loop panicked).
+        sim_cpu_s = cpu_started.zip(thread_cpu_s()).map(|(a, b)| b - a);
+        // Closing the channels lets the drawing threads end, so the scope can join them
+        // (also when the loop panicked).
         world.stop_drawing_ahead();
+        world.campaign.stop_drawing_ahead();
         stats.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     let sim_s = sim_started.elapsed().as_secs_f64();
@@ -831,6 +836,7 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         peak_rss_bytes: peak_rss,
         sim_s: round4(sim_s),
         sim_events_per_s: (stats.events as f64 / sim_s.max(1e-9)).round(),
+        sim_cpu_s: sim_cpu_s.map(round4),
         pending_mean: pending_sum.checked_div(pending_samples).unwrap_or(0),
         pending_max: pending_max as u64,
         rss_bytes_per_host: peak_rss.map(|b| b / census.hosts_total.max(1)),
@@ -953,6 +959,31 @@ const MIN_PROTECTED_SESSIONS: u64 = 100;
 
 fn pct(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| round4(100.0 * part as f64 / whole as f64))
+}
+
+/// Runs `produce` on a thread of `scope`, one item ahead of the source it returns: each
+/// call of the source hands back the item its caller is done with, if any (the thread
+/// makes the next items into it), and takes the next one, `None` when `produce` has no
+/// more. The thread ends when the source is dropped or `produce` runs out.
+fn spawn_ahead<'scope, T: Send + 'static>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut produce: impl FnMut(Option<T>) -> Option<T> + Send + 'scope,
+) -> Box<dyn FnMut(Option<T>) -> Option<T> + 'static> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<T>(0);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<T>();
+    scope.spawn(move || {
+        while let Some(item) = produce(back_rx.try_recv().ok()) {
+            if tx.send(item).is_err() {
+                break; // the loop stopped early
+            }
+        }
+    });
+    Box::new(move |done| {
+        if let Some(item) = done {
+            let _ = back_tx.send(item); // the thread may have finished: then it is dropped
+        }
+        rx.recv().ok()
+    })
 }
 
 /// The busiest servers by peak quick-mode SAs (ties: memory, then host order). Under a

@@ -26,6 +26,7 @@ use super::campus::Campus;
 use super::helpdesk::{
     Call, Cause, Circumstances, DayReport, HelpdeskQueue, PerCause, baseline_calls, call_probability,
 };
+use super::host_draws::{DrawSource, Draws, DrawsAhead, daily_uniforms, is_workday, refresh_uniforms};
 use super::ids::{DomainId, HostId, UserId};
 use super::kinds::{ClientCategory, GroupKind, HostKind};
 use super::population::{NapMode, Population};
@@ -34,7 +35,7 @@ use super::secnet::SecNet;
 use super::streams::{entity, purpose};
 use crate::engine::rng::{RngStreams, StreamKey, StreamWindow};
 use crate::engine::{SimDuration, SimTime};
-use crate::scenario::build::{HelpdeskSettings, Scenario};
+use crate::scenario::build::{HelpdeskSettings, PopulationParams, Scenario};
 
 /// Events the campaign asks the world to schedule.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -182,6 +183,10 @@ pub struct Campaign<'a> {
     pub days: Vec<CampaignDay>,
     pub log: Vec<LogEntry>,
     boundary_groups: Vec<super::ids::GroupId>,
+    /// The daily and the refresh draws of every host, when they are drawn ahead (see
+    /// [`Campaign::draw_ahead`]).
+    daily_ahead: DrawsAhead<'a>,
+    refresh_ahead: DrawsAhead<'a>,
 }
 
 /// Per user, the domain their machines join: that of the first (in host order) of their
@@ -290,7 +295,26 @@ impl<'a> Campaign<'a> {
             days: Vec::new(),
             log: Vec::new(),
             boundary_groups,
+            daily_ahead: DrawsAhead::default(),
+            refresh_ahead: DrawsAhead::default(),
         }
+    }
+
+    /// Takes `draws` of every host from `source` (e.g. a thread drawing the next epoch's
+    /// while this one is simulated). Outputs are the same with or without it: the draws
+    /// are exact, and whatever is missing is drawn here.
+    pub fn draw_ahead(&mut self, draws: Draws, source: DrawSource<'a>) {
+        let ahead = DrawsAhead::new(source);
+        match draws {
+            Draws::DailyDeciding => self.daily_ahead = ahead,
+            Draws::Refresh => self.refresh_ahead = ahead,
+        }
+    }
+
+    /// Drops the draw sources (and with them, e.g., the channels drawing threads wait on).
+    pub fn stop_drawing_ahead(&mut self) {
+        self.daily_ahead = DrawsAhead::default();
+        self.refresh_ahead = DrawsAhead::default();
     }
 
     /// A stream of the day (read a block at a time: a campaign day opens one for most
@@ -312,14 +336,26 @@ impl<'a> Campaign<'a> {
 
     /// Queues a refresh of `host` within one refresh interval (plus jitter) of `now`.
     fn schedule_refresh(&mut self, host: HostId, now: SimTime, out: &mut Vec<(SimTime, CampaignEvent)>) {
+        if !self.refresh_pending[host.index()] {
+            let u = refresh_uniforms(&self.streams, host, self.refresh_round);
+            self.schedule_refresh_drawn(host, now, u, out);
+        }
+    }
+
+    /// [`Campaign::schedule_refresh`] with the host's refresh uniforms of this round drawn.
+    fn schedule_refresh_drawn(
+        &mut self,
+        host: HostId,
+        now: SimTime,
+        [u_interval, u_at]: [f64; 2],
+        out: &mut Vec<(SimTime, CampaignEvent)>,
+    ) {
         if self.refresh_pending[host.index()] {
             return;
         }
         let Some(r) = self.sc.rollout.as_ref() else { return };
-        let mut rng =
-            self.streams.window(StreamKey::new(entity::HOST, host.0, purpose::GP, self.refresh_round as u16), 0);
-        let interval = r.gp_refresh + r.gp_refresh_jitter.mul_f64(rng.random::<f64>());
-        let at = now + interval.mul_f64(rng.random::<f64>());
+        let interval = r.gp_refresh + r.gp_refresh_jitter.mul_f64(u_interval);
+        let at = now + interval.mul_f64(u_at);
         let minute = (at.as_nanos() / SimDuration::MINUTE.as_nanos()) as u32 + 1;
         self.refresh_pending[host.index()] = true;
         let bucket = self.refresh_buckets.entry(minute).or_default();
@@ -413,12 +449,21 @@ impl<'a> Campaign<'a> {
             }
             if everyone {
                 self.refresh_round += 1;
+                let drawn = self.refresh_ahead.take(self.refresh_round);
                 for i in 0..self.campus.hosts.len() {
                     let h = HostId::from_index(i);
                     if pop.is_managed(h) {
-                        self.schedule_refresh(h, now, &mut out);
+                        let u = match &drawn {
+                            Some(d) => {
+                                let [a, b, _] = d.get(h);
+                                [a, b]
+                            }
+                            None => refresh_uniforms(&self.streams, h, self.refresh_round),
+                        };
+                        self.schedule_refresh_drawn(h, now, u, &mut out);
                     }
                 }
+                self.refresh_ahead.done(drawn);
             } else {
                 for (h, _, _) in &changes.groups {
                     self.schedule_refresh(*h, now, &mut out);
@@ -430,56 +475,21 @@ impl<'a> Campaign<'a> {
         out
     }
 
-    /// Joins, reimages and NAP lapses of the day, from each host's daily stream.
+    /// Joins, reimages and NAP lapses of the day, from each host's daily stream (its
+    /// deciding uniforms from the gates drawn ahead when there are some: see
+    /// [`super::daily_draws`]).
     fn population_events(&mut self, day: u32, pop: &Population, out: &mut Vec<(SimTime, CampaignEvent)>) {
         let Some(p) = self.sc.population.as_ref() else { return };
-        let weekday = (u32::from(self.sc.run.start_weekday) + day) % 7;
-        let workday = weekday < 5;
-        let start = SimTime::start_of_day(day);
-        let office = |u: f64| start + SimDuration::from_hours(8) + SimDuration::from_hours(10).mul_f64(u);
-        let announced_recently =
-            self.last_ipsec_email.is_some_and(|d| day >= d && day - d < p.announcement_effect_days);
-        let managed_clients = (0..pop.hosts())
-            .filter(|&i| pop.is_managed(HostId::from_index(i)) && self.campus.hosts[i].is_client())
-            .count();
-        let rebuilt = p.reimaged_share_per_day * self.campus.clients_total() as f64;
-        let p_reimage = if managed_clients == 0 { 0.0 } else { (rebuilt / managed_clients as f64).min(1.0) };
-        let nap = self.sc.nap.as_ref();
-        for i in 0..pop.hosts() {
+        // Both counts in one pass over the population.
+        let (mut managed_clients, mut sampled_joinable) = (0, 0);
+        for (i, host) in self.campus.hosts.iter().enumerate() {
             let h = HostId::from_index(i);
-            let host = &self.campus.hosts[i];
-            let joinable = pop.is_joinable(h);
-            let reimage_candidate = pop.is_managed(h) && host.is_client() && !pop.is_reimaging(h);
-            let nap_candidate =
-                nap.is_some() && pop.nap(h) != NapMode::Off && pop.is_healthy(h) && host.os.nap_capable();
-            if !(joinable || reimage_candidate || nap_candidate) || !workday {
-                continue;
-            }
-            let mut rng = self.day_rng(entity::HOST, h.0, purpose::DAILY, day);
-            let (u_join, u_join_t, u_re, u_re_t, u_nap, u_nap_t): (f64, f64, f64, f64, f64, f64) =
-                (rng.random(), rng.random(), rng.random(), rng.random(), rng.random(), rng.random());
-            if joinable {
-                // Being refused pushes people to join: the host's own refusal when it is in
-                // the traffic sample, else the share of sampled joinable hosts refused.
-                let refused_boost = if self.sampled[i] {
-                    if self.refused_today[i] { p.join_rate_refused } else { 0.0 }
-                } else {
-                    p.join_rate_refused * self.refused_share
-                };
-                let rate = p.join_rate + if announced_recently { p.join_rate_announced } else { 0.0 } + refused_boost;
-                if u_join < rate {
-                    out.push((office(u_join_t), CampaignEvent::Join(h)));
-                }
-            }
-            if reimage_candidate && u_re < p_reimage {
-                out.push((office(u_re_t), CampaignEvent::Reimage(h)));
-            }
-            if nap_candidate && u_nap < nap.map_or(0.0, |n| n.drift_per_day) {
-                out.push((office(u_nap_t), CampaignEvent::NapLapse(h)));
-            }
+            managed_clients += usize::from(pop.is_managed(h) && host.is_client());
+            sampled_joinable += usize::from(self.sampled[i] && pop.is_joinable(h));
         }
-        let sampled_joinable =
-            (0..pop.hosts()).filter(|&i| self.sampled[i] && pop.is_joinable(HostId::from_index(i))).count();
+        if is_workday(self.sc.run.start_weekday, day) {
+            self.draw_population_events(p, day, pop, managed_clients, out);
+        }
         self.refused_share = if sampled_joinable == 0 {
             0.0
         } else {
@@ -487,6 +497,74 @@ impl<'a> Campaign<'a> {
         };
         self.refused_today.fill(false);
         self.refused_hosts = 0;
+    }
+
+    /// A workday's joins, reimages and NAP lapses (`managed_clients`: how many clients are
+    /// managed, over whom the day's reimages are spread).
+    fn draw_population_events(
+        &mut self,
+        p: &PopulationParams,
+        day: u32,
+        pop: &Population,
+        managed_clients: usize,
+        out: &mut Vec<(SimTime, CampaignEvent)>,
+    ) {
+        let gates = self.daily_ahead.take(day);
+        let start = SimTime::start_of_day(day);
+        let office = |u: f64| start + SimDuration::from_hours(8) + SimDuration::from_hours(10).mul_f64(u);
+        let announced_recently =
+            self.last_ipsec_email.is_some_and(|d| day >= d && day - d < p.announcement_effect_days);
+        let rebuilt = p.reimaged_share_per_day * self.campus.clients_total() as f64;
+        let p_reimage = if managed_clients == 0 { 0.0 } else { (rebuilt / managed_clients as f64).min(1.0) };
+        let nap = self.sc.nap.as_ref();
+        let p_lapse = nap.map_or(0.0, |n| n.drift_per_day);
+        for i in 0..pop.hosts() {
+            let h = HostId::from_index(i);
+            let host = &self.campus.hosts[i];
+            let joinable = pop.is_joinable(h);
+            let reimage_candidate = pop.is_managed(h) && host.is_client() && !pop.is_reimaging(h);
+            let nap_candidate =
+                nap.is_some() && pop.nap(h) != NapMode::Off && pop.is_healthy(h) && host.os.nap_capable();
+            if !(joinable || reimage_candidate || nap_candidate) {
+                continue;
+            }
+            // The whole block is drawn when the gates say something happens (or there
+            // are none); the times are read only then.
+            let mut drawn = None;
+            let [u_join, u_re, u_nap] = match &gates {
+                Some(g) => g.get(h),
+                None => {
+                    let u = drawn.insert(daily_uniforms(&self.streams, h, day));
+                    [u[0], u[2], u[4]]
+                }
+            };
+            // Being refused pushes people to join: the host's own refusal when it is in
+            // the traffic sample, else the share of sampled joinable hosts refused.
+            let joins = joinable && {
+                let refused_boost = if self.sampled[i] {
+                    if self.refused_today[i] { p.join_rate_refused } else { 0.0 }
+                } else {
+                    p.join_rate_refused * self.refused_share
+                };
+                u_join < p.join_rate + if announced_recently { p.join_rate_announced } else { 0.0 } + refused_boost
+            };
+            let reimaged = reimage_candidate && u_re < p_reimage;
+            let lapses = nap_candidate && u_nap < p_lapse;
+            if !(joins || reimaged || lapses) {
+                continue;
+            }
+            let u = drawn.unwrap_or_else(|| daily_uniforms(&self.streams, h, day));
+            if joins {
+                out.push((office(u[1]), CampaignEvent::Join(h)));
+            }
+            if reimaged {
+                out.push((office(u[3]), CampaignEvent::Reimage(h)));
+            }
+            if lapses {
+                out.push((office(u[5]), CampaignEvent::NapLapse(h)));
+            }
+        }
+        self.daily_ahead.done(gates);
     }
 
     /// Handles one of the campaign's events.
@@ -750,18 +828,19 @@ impl<'a> Campaign<'a> {
             nap_calls: calls(&|c| matches!(c, Cause::NapNotice | Cause::NapBlocked)),
             blocked,
         });
-        let mut rec = CampaignDay {
+        let tally = pop.tally(&self.boundary_groups);
+        let rec = CampaignDay {
             day,
-            joined: pop.joined_count(),
-            boundary: pop.joined_in_any(&self.boundary_groups),
-            reimaging: (0..pop.hosts()).filter(|&i| pop.is_reimaging(HostId::from_index(i))).count() as u64,
+            joined: tally.joined,
+            boundary: tally.boundary,
+            reimaging: tally.reimaging,
             joins: self.today_joins,
             reimages: self.today_reimages,
-            nap_reporting: 0,
-            nap_deferred: 0,
-            nap_enforcement: 0,
-            nap_unhealthy: 0,
-            firewall_on: pop.firewall_count(),
+            nap_reporting: tally.nap[NapMode::Reporting as usize],
+            nap_deferred: tally.nap[NapMode::Deferred as usize],
+            nap_enforcement: tally.nap[NapMode::Enforcement as usize],
+            nap_unhealthy: tally.unhealthy,
+            firewall_on: tally.firewall_on,
             users_affected,
             users_by_cause,
             boundary_grants: self.today_grants,
@@ -770,15 +849,6 @@ impl<'a> Campaign<'a> {
             foreign_failures: self.foreign_failures,
             helpdesk,
         };
-        for h in (0..pop.hosts()).map(HostId::from_index) {
-            match pop.nap(h) {
-                NapMode::Reporting => rec.nap_reporting += 1,
-                NapMode::Deferred => rec.nap_deferred += 1,
-                NapMode::Enforcement => rec.nap_enforcement += 1,
-                NapMode::Off => {}
-            }
-            rec.nap_unhealthy += u64::from(!pop.is_healthy(h));
-        }
         self.days.push(rec);
         self.days.last().expect("just pushed")
     }

@@ -8,6 +8,7 @@ pub mod census;
 pub mod day_plan;
 pub mod esp;
 pub mod helpdesk;
+pub mod host_draws;
 pub mod ids;
 pub mod kinds;
 pub mod lint;

@@ -524,6 +524,9 @@ pub struct Manifest {
     /// The event loop alone (no campus build, no output): its time and event rate.
     pub sim_s: f64,
     pub sim_events_per_s: f64,
+    /// CPU time of the loop's own thread (without the threads drawing ahead for it), if
+    /// the platform tells: on a shared machine it moves less with the load than `sim_s`.
+    pub sim_cpu_s: Option<f64>,
     /// Events queued, sampled every 65,536 events: mean and most.
     pub pending_mean: u64,
     pub pending_max: u64,
@@ -551,8 +554,8 @@ pub const MEASUREMENT_KEYS: [&str; 1] = ["wall_s"];
 
 /// Manifest keys that measure the machine (times, rates, memory): they differ between two
 /// runs of the same scenario and seed. Everything else in the manifest is the model's.
-pub const MANIFEST_MEASUREMENT_KEYS: [&str; 6] =
-    ["wall_s", "events_per_s", "peak_rss_bytes", "sim_s", "sim_events_per_s", "rss_bytes_per_host"];
+pub const MANIFEST_MEASUREMENT_KEYS: [&str; 7] =
+    ["wall_s", "events_per_s", "peak_rss_bytes", "sim_s", "sim_events_per_s", "sim_cpu_s", "rss_bytes_per_host"];
 
 /// A summary as metric columns: objects become `key.member`; the measurement keys are left
 /// out. Sweeps and regression checks read summaries through this.

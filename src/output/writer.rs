@@ -201,6 +201,14 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time the calling thread has used so far, if the platform tells.
+pub fn thread_cpu_s() -> Option<f64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer to a local.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    ok.then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::common::{domiso, reduced, scratch};
 
 /// Measurement keys that describe the machine, not the model (the determinism contract's
 /// only exceptions).
-const MEASUREMENTS: [&str; 6] = domiso::output::record::MANIFEST_MEASUREMENT_KEYS;
+const MEASUREMENTS: [&str; 7] = domiso::output::record::MANIFEST_MEASUREMENT_KEYS;
 
 /// Every file under `dir` (recursively), by path relative to it.
 fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
