@@ -350,9 +350,9 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
     // Queue length sampled every few thousand events: the engine's load for `domiso bench`.
     let (mut pending_sum, mut pending_samples, mut pending_max) = (0u64, 0u64, 0usize);
     let stop = Stop { until: None, max_events: None, cancel: Some(&crate::interrupt::REQUESTED) };
-    // Sessions are drawn ahead on a second thread, a window of the day at a time, while
-    // the loop replays the window before (model::day_plan): the same draws, so the same
-    // outputs, on any thread count.
+    // Sessions are drawn ahead on a thread of their own, a window of the day at a time,
+    // while the loop replays the window before (model::day_plan): the same draws, so the
+    // same outputs, on any thread count.
     let sampled = req.draw_ahead.then(|| world.campaign.sampled.clone());
     let mut sim_cpu_s = None;
     let stats = std::thread::scope(|s| {
@@ -360,26 +360,33 @@ pub fn execute(req: &RunRequest, progress: &mut dyn FnMut(f64)) -> Result<RunOut
         if let Some(sampled) = sampled {
             let streams = RngStreams::new(req.seed);
             let mut drawer = PlanDrawer::new(campus, traffic, streams, &sampled, days, day_plan::DEFAULT_BUDGET);
-            world.draw_ahead(spawn_ahead(s, move |done: Option<DayPlan>| {
+            let source = spawn_ahead(s, move |done: Option<DayPlan>| {
                 if let Some(plan) = done {
                     drawer.recycle(plan);
                 }
                 drawer.next_piece()
-            }));
+            });
+            if let Some(source) = source {
+                world.draw_ahead(source);
+            }
         }
         // The campaign's draws of every host, an epoch (a workday, a refresh round) ahead
-        // (model::host_draws); the first day's are drawn in the loop, so a one-day run draws
-        // nothing ahead.
+        // (model::host_draws). A one-day run draws them all in the loop: the day's would be
+        // waited for at its start anyway.
         if req.draw_ahead && days > 1 {
             let (streams, hosts) = (RngStreams::new(req.seed), campus.hosts.len());
             if sc.population.is_some() {
                 let workdays = (1..days).filter(|&d| is_workday(sc.run.start_weekday, d));
                 let mut drawer = HostDrawer::new(streams.clone(), Draws::DailyDeciding, hosts, workdays);
-                world.campaign.draw_ahead(Draws::DailyDeciding, spawn_ahead(s, move |spare| drawer.next(spare)));
+                if let Some(source) = spawn_ahead(s, move |spare| drawer.next(spare)) {
+                    world.campaign.draw_ahead(Draws::DailyDeciding, source, 1);
+                }
             }
             if sc.rollout.is_some() {
                 let mut drawer = HostDrawer::new(streams, Draws::Refresh, hosts, 1..);
-                world.campaign.draw_ahead(Draws::Refresh, spawn_ahead(s, move |spare| drawer.next(spare)));
+                if let Some(source) = spawn_ahead(s, move |spare| drawer.next(spare)) {
+                    world.campaign.draw_ahead(Draws::Refresh, source, 1);
+                }
             }
         }
         let cpu_started = thread_cpu_s();
@@ -961,29 +968,43 @@ fn pct(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| round4(100.0 * part as f64 / whole as f64))
 }
 
+/// What [`spawn_ahead`] returns: the shape of `world::PlanSource` and
+/// `host_draws::DrawSource`.
+type AheadSource<T> = Box<dyn FnMut(Option<T>) -> Option<T> + 'static>;
+
 /// Runs `produce` on a thread of `scope`, one item ahead of the source it returns: each
 /// call of the source hands back the item its caller is done with, if any (the thread
 /// makes the next items into it), and takes the next one, `None` when `produce` has no
-/// more. The thread ends when the source is dropped or `produce` runs out.
+/// more. The thread ends when the source is dropped or `produce` runs out. `None` when no
+/// thread can be started: the caller then does without.
 fn spawn_ahead<'scope, T: Send + 'static>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     mut produce: impl FnMut(Option<T>) -> Option<T> + Send + 'scope,
-) -> Box<dyn FnMut(Option<T>) -> Option<T> + 'static> {
+) -> Option<AheadSource<T>> {
+    use std::sync::mpsc::TryRecvError;
     let (tx, rx) = std::sync::mpsc::sync_channel::<T>(0);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<T>();
-    scope.spawn(move || {
-        while let Some(item) = produce(back_rx.try_recv().ok()) {
-            if tx.send(item).is_err() {
-                break; // the loop stopped early
+    std::thread::Builder::new()
+        .spawn_scoped(scope, move || {
+            loop {
+                let spare = match back_rx.try_recv() {
+                    Ok(item) => Some(item),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break, // the source is gone
+                };
+                let Some(item) = produce(spare) else { break };
+                if tx.send(item).is_err() {
+                    break; // the loop stopped early
+                }
             }
-        }
-    });
-    Box::new(move |done| {
+        })
+        .ok()?;
+    Some(Box::new(move |done| {
         if let Some(item) = done {
             let _ = back_tx.send(item); // the thread may have finished: then it is dropped
         }
         rx.recv().ok()
-    })
+    }))
 }
 
 /// The busiest servers by peak quick-mode SAs (ties: memory, then host order). Under a
@@ -1034,4 +1055,58 @@ fn server_rows(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Items come in order, handed-back ones are made into again, and the source says
+    /// `None` once the producer is done.
+    #[test]
+    fn spawn_ahead_hands_items_over_in_order_and_reuses_the_returned_ones() {
+        let reused = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let mut next = 0u32;
+            let reused = &reused;
+            let mut source = super::spawn_ahead(s, move |spare: Option<Vec<u32>>| {
+                (next < 5).then(|| {
+                    let mut v = spare.inspect(|_| _ = reused.fetch_add(1, Ordering::Relaxed)).unwrap_or_default();
+                    v.clear();
+                    v.push(next);
+                    next += 1;
+                    v
+                })
+            })
+            .expect("a thread");
+            let mut got = Vec::new();
+            let mut done = None;
+            while let Some(v) = source(done.take()) {
+                got.push(v[0]);
+                done = Some(v);
+            }
+            assert_eq!(got, [0, 1, 2, 3, 4]);
+        });
+        // The producer is an item ahead: item k + 2 is made once item k is back (the source
+        // sends it back before it takes k + 1, which the producer must have handed over
+        // first), so items 2 to 4 reuse a buffer; item 1 does if item 0 came back in time.
+        let n = reused.load(Ordering::Relaxed);
+        assert!((3..=4).contains(&n), "{n} buffers reused");
+    }
+
+    /// A producer without end stops when its source is dropped: the scope can join it.
+    #[test]
+    fn spawn_ahead_ends_when_its_source_is_dropped() {
+        std::thread::scope(|s| {
+            let mut k = 0u64;
+            let mut source = super::spawn_ahead(s, move |_: Option<u64>| {
+                k += 1;
+                Some(k)
+            })
+            .expect("a thread");
+            assert_eq!(source(None), Some(1));
+            assert_eq!(source(Some(1)), Some(2));
+            drop(source);
+        });
+    }
 }

@@ -40,6 +40,8 @@ pub struct SizeRow {
     pub events: u64,
     pub sim_s: f64,
     pub sim_events_per_s: f64,
+    /// CPU time of the loop's thread (manifest `sim_cpu_s`), when the platform tells.
+    pub sim_cpu_s: Option<f64>,
     pub wall_s: f64,
     pub peak_rss_bytes: u64,
     pub rss_bytes_per_host: u64,
@@ -54,6 +56,9 @@ pub struct ScalingReport {
     pub sizes: Vec<SizeRow>,
     /// Slopes of ln(cost) against ln(hosts).
     pub exponent_sim_s: f64,
+    /// The loop thread's CPU time (`None` unless every size has it): what the loop costs
+    /// with less of the machine's load in it than the loop's wall time.
+    pub exponent_sim_cpu_s: Option<f64>,
     pub exponent_wall_s: f64,
     pub exponent_peak_rss: f64,
     /// The bare queue at the factor-1 run's mean pending count, and the model's loop rate
@@ -133,6 +138,10 @@ pub fn run(
         scenario: sc.name.clone(),
         days,
         exponent_sim_s: fit(&|r| r.sim_s),
+        exponent_sim_cpu_s: sizes
+            .iter()
+            .all(|r| r.sim_cpu_s.is_some())
+            .then(|| fit(&|r| r.sim_cpu_s.unwrap_or_default())),
         exponent_wall_s: fit(&|r| r.wall_s),
         exponent_peak_rss: fit(&|r| r.peak_rss_bytes as f64),
         engine_pending: pending,
@@ -155,6 +164,7 @@ fn read_row(factor: f64, manifest: &Path) -> Result<SizeRow, ScalingError> {
         events: need("events_processed")? as u64,
         sim_s: need("sim_s")?,
         sim_events_per_s: need("sim_events_per_s")?,
+        sim_cpu_s: num("sim_cpu_s"),
         wall_s: need("wall_s")?,
         peak_rss_bytes: num("peak_rss_bytes").unwrap_or(0.0) as u64,
         rss_bytes_per_host: num("rss_bytes_per_host").unwrap_or(0.0) as u64,
@@ -180,17 +190,18 @@ pub fn render_text(r: &ScalingReport) -> String {
     let _ = writeln!(s, "scaling of {} ({days}), one child process per size:", r.scenario);
     let _ = writeln!(
         s,
-        "{:>6} {:>9} {:>12} {:>9} {:>12} {:>9} {:>10} {:>10} {:>9}",
-        "factor", "hosts", "events", "loop s", "events/s", "wall s", "peak RSS", "B/host", "B/SA"
+        "{:>6} {:>9} {:>12} {:>9} {:>10} {:>12} {:>9} {:>10} {:>10} {:>9}",
+        "factor", "hosts", "events", "loop s", "loop cpu", "events/s", "wall s", "peak RSS", "B/host", "B/SA"
     );
     for x in &r.sizes {
         let _ = writeln!(
             s,
-            "{:>6} {:>9} {:>12} {:>9.2} {:>12.0} {:>9.2} {:>9.0}M {:>10} {:>9}",
+            "{:>6} {:>9} {:>12} {:>9.2} {:>10} {:>12.0} {:>9.2} {:>9.0}M {:>10} {:>9}",
             x.factor,
             x.hosts,
             x.events,
             x.sim_s,
+            x.sim_cpu_s.map_or("-".to_string(), |c| format!("{c:.2}")),
             x.sim_events_per_s,
             x.wall_s,
             x.peak_rss_bytes as f64 / (1024.0 * 1024.0),
@@ -200,8 +211,11 @@ pub fn render_text(r: &ScalingReport) -> String {
     }
     let _ = writeln!(
         s,
-        "exponents (1.0 = linear in hosts): loop time {:.3}, wall time {:.3}, peak RSS {:.3}",
-        r.exponent_sim_s, r.exponent_wall_s, r.exponent_peak_rss
+        "exponents (1.0 = linear in hosts): loop time {:.3}, loop CPU {}, wall time {:.3}, peak RSS {:.3}",
+        r.exponent_sim_s,
+        r.exponent_sim_cpu_s.map_or("-".to_string(), |e| format!("{e:.3}")),
+        r.exponent_wall_s,
+        r.exponent_peak_rss
     );
     let _ = writeln!(
         s,

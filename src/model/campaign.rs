@@ -26,7 +26,7 @@ use super::campus::Campus;
 use super::helpdesk::{
     Call, Cause, Circumstances, DayReport, HelpdeskQueue, PerCause, baseline_calls, call_probability,
 };
-use super::host_draws::{DrawSource, Draws, DrawsAhead, daily_uniforms, is_workday, refresh_uniforms};
+use super::host_draws::{DrawSource, Draws, DrawsAhead, daily_uniforms, deciding, is_workday, refresh_uniforms};
 use super::ids::{DomainId, HostId, UserId};
 use super::kinds::{ClientCategory, GroupKind, HostKind};
 use super::population::{NapMode, Population};
@@ -183,9 +183,9 @@ pub struct Campaign<'a> {
     pub days: Vec<CampaignDay>,
     pub log: Vec<LogEntry>,
     boundary_groups: Vec<super::ids::GroupId>,
-    /// The daily and the refresh draws of every host, when they are drawn ahead (see
-    /// [`Campaign::draw_ahead`]).
+    /// Every host's daily draws, when they are drawn ahead (see [`Campaign::draw_ahead`]).
     daily_ahead: DrawsAhead<'a>,
+    /// Every host's Group Policy refresh draws of each round, when drawn ahead.
     refresh_ahead: DrawsAhead<'a>,
 }
 
@@ -303,8 +303,10 @@ impl<'a> Campaign<'a> {
     /// Takes `draws` of every host from `source` (e.g. a thread drawing the next epoch's
     /// while this one is simulated). Outputs are the same with or without it: the draws
     /// are exact, and whatever is missing is drawn here.
-    pub fn draw_ahead(&mut self, draws: Draws, source: DrawSource<'a>) {
-        let ahead = DrawsAhead::new(source);
+    /// `first` is the source's first epoch (a day, a refresh round): earlier ones are
+    /// drawn here without asking it.
+    pub fn draw_ahead(&mut self, draws: Draws, source: DrawSource<'a>, first: u32) {
+        let ahead = DrawsAhead::new(source, first);
         match draws {
             Draws::DailyDeciding => self.daily_ahead = ahead,
             Draws::Refresh => self.refresh_ahead = ahead,
@@ -317,8 +319,8 @@ impl<'a> Campaign<'a> {
         self.refresh_ahead = DrawsAhead::default();
     }
 
-    /// A stream of the day (read a block at a time: a campaign day opens one for most
-    /// hosts, where setting up a whole `ChaCha8Rng` each time cost 5% of a run).
+    /// A stream of the day, read a block at a time (a `ChaCha8Rng` would set up its state
+    /// and compute four blocks for the few words most of these streams give).
     fn day_rng(&self, kind: u8, index: u32, purpose: u8, day: u32) -> StreamWindow {
         self.streams.window(StreamKey::new(kind, index, purpose, day as u16), 0)
     }
@@ -452,7 +454,7 @@ impl<'a> Campaign<'a> {
                 let drawn = self.refresh_ahead.take(self.refresh_round);
                 for i in 0..self.campus.hosts.len() {
                     let h = HostId::from_index(i);
-                    if pop.is_managed(h) {
+                    if pop.is_managed(h) && !self.refresh_pending[i] {
                         let u = match &drawn {
                             Some(d) => {
                                 let [a, b, _] = d.get(h);
@@ -476,8 +478,7 @@ impl<'a> Campaign<'a> {
     }
 
     /// Joins, reimages and NAP lapses of the day, from each host's daily stream (its
-    /// deciding uniforms from the gates drawn ahead when there are some: see
-    /// [`super::daily_draws`]).
+    /// deciding uniforms drawn ahead when they are: see [`super::host_draws`]).
     fn population_events(&mut self, day: u32, pop: &Population, out: &mut Vec<(SimTime, CampaignEvent)>) {
         let Some(p) = self.sc.population.as_ref() else { return };
         // Both counts in one pass over the population.
@@ -509,7 +510,7 @@ impl<'a> Campaign<'a> {
         managed_clients: usize,
         out: &mut Vec<(SimTime, CampaignEvent)>,
     ) {
-        let gates = self.daily_ahead.take(day);
+        let ahead = self.daily_ahead.take(day);
         let start = SimTime::start_of_day(day);
         let office = |u: f64| start + SimDuration::from_hours(8) + SimDuration::from_hours(10).mul_f64(u);
         let announced_recently =
@@ -528,15 +529,12 @@ impl<'a> Campaign<'a> {
             if !(joinable || reimage_candidate || nap_candidate) {
                 continue;
             }
-            // The whole block is drawn when the gates say something happens (or there
-            // are none); the times are read only then.
+            // The whole block is drawn when the deciding uniforms drawn ahead say
+            // something happens (or there are none); the times are read only then.
             let mut drawn = None;
-            let [u_join, u_re, u_nap] = match &gates {
-                Some(g) => g.get(h),
-                None => {
-                    let u = drawn.insert(daily_uniforms(&self.streams, h, day));
-                    [u[0], u[2], u[4]]
-                }
+            let [u_join, u_re, u_nap] = match &ahead {
+                Some(d) => d.get(h),
+                None => deciding(drawn.insert(daily_uniforms(&self.streams, h, day))),
             };
             // Being refused pushes people to join: the host's own refusal when it is in
             // the traffic sample, else the share of sampled joinable hosts refused.
@@ -564,7 +562,7 @@ impl<'a> Campaign<'a> {
                 out.push((office(u[5]), CampaignEvent::NapLapse(h)));
             }
         }
-        self.daily_ahead.done(gates);
+        self.daily_ahead.done(ahead);
     }
 
     /// Handles one of the campaign's events.
@@ -1018,5 +1016,63 @@ mod tests {
         // Not all users land in the main domain: the test would not see a wrong lookup.
         let main = fallback_domain(&campus);
         assert!(joined.iter().any(|&d| d != main), "every user joins the main domain");
+    }
+
+    /// The campaign's days give the same events with its draws made ahead as without, and
+    /// the draws made ahead are the ones used: every workday after the first, and every
+    /// refresh round, is handed over.
+    #[test]
+    fn days_with_draws_made_ahead_equal_days_drawn_inline() {
+        use crate::model::host_draws::HostDrawer;
+        let mut sc = build::builtin();
+        sc.campus.clients = 3000;
+        sc.campus.users = 1800;
+        sc.campus.sites = 12;
+        let campus = Campus::generate(&sc, 5).unwrap();
+        let days = 40;
+        let hosts = campus.hosts.len();
+        let run = |ahead: bool| {
+            let mut campaign = Campaign::new(&sc, &campus, 9);
+            if ahead {
+                let streams = RngStreams::new(9);
+                let workdays = (1..days).filter(|&d| is_workday(sc.run.start_weekday, d));
+                let mut daily = HostDrawer::new(streams.clone(), Draws::DailyDeciding, hosts, workdays);
+                campaign.draw_ahead(Draws::DailyDeciding, Box::new(move |spare| daily.next(spare)), 1);
+                let mut refresh = HostDrawer::new(streams, Draws::Refresh, hosts, 1..);
+                campaign.draw_ahead(Draws::Refresh, Box::new(move |spare| refresh.next(spare)), 1);
+            }
+            let mut pop = Population::new(&campus);
+            let mut events = Vec::new();
+            for day in 0..days {
+                let out = campaign.start_day(day, &mut pop, None);
+                events.extend(out.iter().copied());
+                // The population moves as the world would move it, so later days differ.
+                let mut due: std::collections::BTreeSet<(SimTime, CampaignEvent)> = out.into_iter().collect();
+                while let Some((at, ev)) = due.pop_first() {
+                    due.extend(campaign.handle(ev, at, &mut pop, None).into_iter().filter(|e| e.0.day() == day));
+                }
+                campaign.end_day(day, &pop, None, 0.0);
+            }
+            let refresh_rounds = campaign.refresh_round;
+            (
+                events,
+                campaign.daily_ahead.hits,
+                campaign.daily_ahead.misses,
+                campaign.refresh_ahead.hits,
+                refresh_rounds,
+            )
+        };
+        let (inline, ..) = run(false);
+        let (ahead, daily_hits, daily_misses, refresh_hits, rounds) = run(true);
+        assert_eq!(ahead, inline);
+        let workdays = (1..days).filter(|&d| is_workday(sc.run.start_weekday, d)).count() as u32;
+        assert_eq!((daily_hits, daily_misses), (workdays, 0));
+        assert!(rounds > 1, "a rollout of {days} days publishes more than once");
+        assert_eq!(refresh_hits, rounds);
+        // Something happens on these days: joins, reimages and refreshes.
+        let kinds = |f: fn(&CampaignEvent) -> bool| inline.iter().filter(|e| f(&e.1)).count();
+        assert!(kinds(|e| matches!(e, CampaignEvent::Join(_))) > 0);
+        assert!(kinds(|e| matches!(e, CampaignEvent::Reimage(_))) > 0);
+        assert!(kinds(|e| matches!(e, CampaignEvent::Refresh(_))) > 0);
     }
 }

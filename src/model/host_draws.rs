@@ -65,13 +65,15 @@ pub enum Draws {
     Refresh,
 }
 
+/// The deciding three of a host's six daily uniforms (see [`daily_uniforms`]).
+pub fn deciding(u: &[f64; 6]) -> [f64; 3] {
+    [u[0], u[2], u[4]]
+}
+
 impl Draws {
     fn kept(self, streams: &RngStreams, host: HostId, epoch: u32) -> [f64; KEPT] {
         match self {
-            Draws::DailyDeciding => {
-                let u = daily_uniforms(streams, host, epoch);
-                [u[0], u[2], u[4]]
-            }
+            Draws::DailyDeciding => deciding(&daily_uniforms(streams, host, epoch)),
             Draws::Refresh => {
                 let [a, b] = refresh_uniforms(streams, host, epoch);
                 [a, b, 0.0]
@@ -136,19 +138,39 @@ pub type DrawSource<'a> = Box<dyn FnMut(Option<HostDraws>) -> Option<HostDraws> 
 #[derive(Default)]
 pub struct DrawsAhead<'a> {
     source: Option<DrawSource<'a>>,
+    /// The source's first epoch: earlier ones are not asked of it (which would wait for
+    /// its first draws, only to pass them over).
+    first: u32,
     next: Option<HostDraws>,
     done: Option<HostDraws>,
+    /// Epochs handed over, and epochs from `first` on the source did not have.
+    pub hits: u32,
+    pub misses: u32,
 }
 
 impl<'a> DrawsAhead<'a> {
-    pub fn new(source: DrawSource<'a>) -> DrawsAhead<'a> {
-        DrawsAhead { source: Some(source), next: None, done: None }
+    /// Draws from `source`, whose epochs start at `first`.
+    pub fn new(source: DrawSource<'a>, first: u32) -> DrawsAhead<'a> {
+        DrawsAhead { source: Some(source), first, ..DrawsAhead::default() }
     }
 
     /// The source's draws of `epoch`, if it has them (epochs asked for in increasing
     /// order; the source's earlier ones are passed over). Hand them back with
     /// [`DrawsAhead::done`].
     pub fn take(&mut self, epoch: u32) -> Option<HostDraws> {
+        if epoch < self.first {
+            return None;
+        }
+        let found = self.find(epoch);
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+
+    fn find(&mut self, epoch: u32) -> Option<HostDraws> {
         loop {
             match self.next.take() {
                 Some(d) if d.epoch() == epoch => return Some(d),
@@ -190,16 +212,15 @@ mod tests {
             while let Some(d) = drawer.next(spare.take()) {
                 for i in 0..50 {
                     let h = HostId::from_index(i);
-                    let want = match draws {
-                        Draws::DailyDeciding => {
-                            let u = daily_uniforms(&streams, h, d.epoch());
-                            [u[0], u[2], u[4]]
-                        }
-                        Draws::Refresh => {
-                            let u = refresh_uniforms(&streams, h, d.epoch());
-                            [u[0], u[1], 0.0]
-                        }
+                    // The host's stream read with rand_chacha itself.
+                    let (p, picks) = match draws {
+                        Draws::DailyDeciding => (purpose::DAILY, [0, 2, 4]),
+                        Draws::Refresh => (purpose::GP, [0, 1, 6]),
                     };
+                    let mut rng = streams.stream(StreamKey::new(entity::HOST, i as u32, p, d.epoch() as u16));
+                    let mut u: [f64; 7] = std::array::from_fn(|_| rng.random::<f64>());
+                    u[6] = 0.0;
+                    let want = picks.map(|k| u[k]);
                     assert_eq!(d.get(h), want);
                 }
                 seen.push(d.epoch());
@@ -225,15 +246,21 @@ mod tests {
     fn taking_ahead_skips_earlier_epochs_and_keeps_later_ones() {
         let streams = RngStreams::new(1);
         let mut drawer = HostDrawer::new(streams, Draws::Refresh, 4, [1, 3, 4].into_iter());
-        let mut ahead = DrawsAhead::new(Box::new(move |spare| drawer.next(spare)));
-        // Epoch 2 is not drawn ahead: the source's 3 stays for later.
+        let mut ahead = DrawsAhead::new(Box::new(move |spare| drawer.next(spare)), 1);
+        // Before the source's first epoch nothing is asked of it.
+        assert!(ahead.take(0).is_none());
+        assert!(ahead.next.is_none(), "the source was asked for an epoch before its first");
         let one = ahead.take(1).map(|d| d.epoch());
         assert_eq!(one, Some(1));
+        // Epoch 2 is not drawn ahead: the source's 3, drawn to find that out, is kept...
         assert!(ahead.take(2).is_none());
+        assert_eq!(ahead.next.as_ref().map(HostDraws::epoch), Some(3));
+        // ... and passed over when 4 is asked for.
         let four = ahead.take(4);
         assert_eq!(four.as_ref().map(HostDraws::epoch), Some(4));
         ahead.done(four);
         assert!(ahead.take(5).is_none());
         assert!(ahead.source.is_none(), "the source is dropped once it runs out");
+        assert_eq!((ahead.hits, ahead.misses), (2, 2));
     }
 }

@@ -118,6 +118,9 @@ fn run_writes_the_contracted_files_and_is_deterministic() {
     let m = &manifest;
     let (wall, sim) = (m["wall_s"].as_f64().unwrap(), m["sim_s"].as_f64().unwrap());
     assert!(sim > 0.0 && sim <= wall, "loop time {sim} within wall time {wall}");
+    // The loop thread's CPU time is within the loop's time (Linux tells it).
+    let cpu = m["sim_cpu_s"].as_f64().expect("the loop's CPU time");
+    assert!(cpu > 0.0 && cpu <= sim, "loop CPU {cpu} within loop time {sim}");
     assert!(m["pending_max"].as_u64().unwrap() >= m["pending_mean"].as_u64().unwrap());
     assert!(m["pending_mean"].as_u64().unwrap() > 0);
     let hosts = m["hosts"].as_u64().unwrap();
