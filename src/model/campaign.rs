@@ -1002,10 +1002,7 @@ mod tests {
 
     #[test]
     fn join_domains_equal_searching_each_users_site() {
-        let mut sc = build::builtin();
-        sc.campus.clients = 3000;
-        sc.campus.users = 1800;
-        sc.campus.sites = 12;
+        let sc = build::builtin_small(3000, 1800, 12, None);
         let campus = Campus::generate(&sc, 5).unwrap();
         let joined = join_domains(&campus);
         assert_eq!(joined.len(), campus.users.len());
@@ -1024,10 +1021,7 @@ mod tests {
     #[test]
     fn days_with_draws_made_ahead_equal_days_drawn_inline() {
         use crate::model::host_draws::HostDrawer;
-        let mut sc = build::builtin();
-        sc.campus.clients = 3000;
-        sc.campus.users = 1800;
-        sc.campus.sites = 12;
+        let sc = build::builtin_small(3000, 1800, 12, None);
         let campus = Campus::generate(&sc, 5).unwrap();
         let days = 40;
         let hosts = campus.hosts.len();

@@ -403,11 +403,7 @@ mod tests {
     use crate::scenario::build;
 
     fn small() -> (build::Scenario, Campus) {
-        let mut sc = build::builtin();
-        sc.campus.clients = 600;
-        sc.campus.users = 400;
-        sc.campus.sites = 6;
-        sc.campus.regions = 2;
+        let sc = build::builtin_small(600, 400, 6, Some(2));
         let campus = Campus::generate(&sc, 3).unwrap();
         (sc, campus)
     }

@@ -263,11 +263,7 @@ mod tests {
     /// moved away from day 0 in every field it counts.
     #[test]
     fn the_tally_counts_what_the_per_host_accessors_say() {
-        let mut sc = build::builtin();
-        sc.campus.clients = 600;
-        sc.campus.users = 400;
-        sc.campus.sites = 6;
-        sc.campus.regions = 2;
+        let sc = build::builtin_small(600, 400, 6, Some(2));
         let campus = Campus::generate(&sc, 3).unwrap();
         let mut pop = Population::new(&campus);
         let boundary = GroupId(1);

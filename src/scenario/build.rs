@@ -402,6 +402,18 @@ pub fn builtin() -> Scenario {
         .expect("the embedded white-paper scenario is valid (checked by tests)")
 }
 
+/// The built-in scenario on a small campus: `clients`, `users` and `sites`, and `regions`
+/// when given (else the scenario's). What the model's unit tests build their campuses from.
+#[cfg(test)]
+pub fn builtin_small(clients: u32, users: u32, sites: u32, regions: Option<u32>) -> Scenario {
+    let mut sc = builtin();
+    sc.campus.clients = clients;
+    sc.campus.users = users;
+    sc.campus.sites = sites;
+    sc.campus.regions = regions.unwrap_or(sc.campus.regions);
+    sc
+}
+
 /// One file of a scenario and the files it extends.
 struct Layer {
     file: String,
