@@ -322,9 +322,15 @@ impl DayPlan {
     /// prefetch needs, a few events before the session is handled.
     #[inline]
     pub fn peer_of(&self, host: HostId, seq: u32, slot: Slot) -> Option<Endpoint> {
+        self.held(host, seq, slot)?.session.as_ref().map(|s| s.peer)
+    }
+
+    /// The `seq`-th step of `host` if the plan holds it in `slot`, or, when `slot` is
+    /// [`NO_SLOT`], where the host's first step of the window is.
+    #[inline]
+    fn held(&self, host: HostId, seq: u32, slot: Slot) -> Option<&Held> {
         let slot = if slot == NO_SLOT { self.first_slot(host) } else { slot };
-        let held = self.steps.get(slot as usize).filter(|s| s.host == host.0 && s.seq == seq)?;
-        held.session.as_ref().map(|s| s.peer)
+        self.steps.get(slot as usize).filter(|s| s.host == host.0 && s.seq == seq)
     }
 
     /// The window: the plan holds the arrivals at `from <= t < to`.
@@ -355,14 +361,15 @@ impl DayPlan {
     }
 
     /// The slot of `host`'s first step in the window ([`NO_SLOT`] if not held).
-    pub fn first_slot(&self, host: HostId) -> Slot {
+    fn first_slot(&self, host: HostId) -> Slot {
         self.first.get(host.index()).copied().unwrap_or(NO_SLOT)
     }
 
-    /// The step in `slot` if it is the `seq`-th step (seq >= 1) of `host`, and the slot
-    /// of the host's next step; `None` when the plan does not hold it there.
+    /// The `seq`-th step (seq >= 1) of `host` if the plan holds it in `slot` (or, for
+    /// [`NO_SLOT`], where the host's first step of the window is), and the slot of the
+    /// host's next step; `None` when the plan does not hold it there.
     pub fn step(&self, host: HostId, seq: u32, slot: Slot) -> Option<(Step, Slot)> {
-        let held = self.steps.get(slot as usize).filter(|s| s.host == host.0 && s.seq == seq)?;
+        let held = self.held(host, seq, slot)?;
         Some((((held.next != SimTime::MAX).then_some(held.next), held.session), held.next_slot))
     }
 }
@@ -531,7 +538,7 @@ mod tests {
                     let piece = &pieces[k];
                     assert!(piece.covers(now));
                     total += 1;
-                    slot = match piece.step(host, seq, if slot == NO_SLOT { piece.first_slot(host) } else { slot }) {
+                    slot = match piece.step(host, seq, slot) {
                         Some((step, next_slot)) => {
                             assert_eq!(step, want, "host {h} day {day} seq {seq}");
                             assert_eq!(piece.peer_of(host, seq, slot), want.1.map(|s| s.peer));

@@ -557,9 +557,7 @@ impl<'a, O: Observer> World<'a, O> {
                 return None;
             }
         }
-        let plan = self.plan.as_ref().filter(|p| p.covers(now))?;
-        let slot = if slot == NO_SLOT { plan.first_slot(host) } else { slot };
-        plan.step(host, seq, slot)
+        self.plan.as_ref().filter(|p| p.covers(now))?.step(host, seq, slot)
     }
 
     fn account(&mut self, host: HostId, seq: u32, now: SimTime, s: &Session, queue: &mut EventQueue<Event>) {
