@@ -303,6 +303,7 @@ impl<'a> Campaign<'a> {
     /// Takes `draws` of every host from `source` (e.g. a thread drawing the next epoch's
     /// while this one is simulated). Outputs are the same with or without it: the draws
     /// are exact, and whatever is missing is drawn here.
+    ///
     /// `first` is the source's first epoch (a day, a refresh round): earlier ones are
     /// drawn here without asking it.
     pub fn draw_ahead(&mut self, draws: Draws, source: DrawSource<'a>, first: u32) {
@@ -344,7 +345,8 @@ impl<'a> Campaign<'a> {
         }
     }
 
-    /// [`Campaign::schedule_refresh`] with the host's refresh uniforms of this round drawn.
+    /// [`Campaign::schedule_refresh`] of a host with no refresh pending, its refresh
+    /// uniforms of this round drawn.
     fn schedule_refresh_drawn(
         &mut self,
         host: HostId,
@@ -352,9 +354,7 @@ impl<'a> Campaign<'a> {
         [u_interval, u_at]: [f64; 2],
         out: &mut Vec<(SimTime, CampaignEvent)>,
     ) {
-        if self.refresh_pending[host.index()] {
-            return;
-        }
+        debug_assert!(!self.refresh_pending[host.index()], "a second refresh of one round");
         let Some(r) = self.sc.rollout.as_ref() else { return };
         let interval = r.gp_refresh + r.gp_refresh_jitter.mul_f64(u_interval);
         let at = now + interval.mul_f64(u_at);
