@@ -550,24 +550,17 @@ impl PolicyEngine {
         let mut filters = Vec::with_capacity(set.policies.len());
         let mut singled: FxHashSet<u32> = FxHashSet::default();
         let mut singled_by: FxHashSet<&AddrSpec> = FxHashSet::default();
-        let mut long_prefixes: Vec<(u32, u32, u8)> = Vec::new();
         for p in &set.policies {
             let mut fs: Vec<(u32, usize, CompiledFilter)> = Vec::new();
             for (ri, r) in p.rules.iter().enumerate() {
                 for f in &set.filter_lists[r.filter_list].filters {
                     let (src, dst) = (resolve(&f.src), resolve(&f.dst));
                     for (a, m) in [(&f.src, &src), (&f.dst, &dst)] {
-                        match (a, m) {
-                            (AddrSpec::Prefix(net), _) => {
-                                long_prefixes.push((u32::from(net.network()), mask(net.prefix_len()), net.prefix_len()))
-                            }
-                            // Each set's members once, however many filters name it.
-                            (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set))
-                                if singled_by.insert(a) =>
-                            {
-                                singled.extend(set.iter());
-                            }
-                            _ => {}
+                        // Each set's members once, however many filters name it.
+                        if let (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set)) = (a, m)
+                            && singled_by.insert(a)
+                        {
+                            singled.extend(set.iter());
                         }
                     }
                     fs.push((
@@ -588,9 +581,7 @@ impl PolicyEngine {
             fs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             filters.push(fs.into_iter().map(|(_, _, f)| f).collect());
         }
-        long_prefixes.sort_unstable();
-        long_prefixes.dedup();
-        let class = membership_classes(campus, &filters, &singled, &long_prefixes);
+        let class = membership_classes(campus, &filters, &singled);
         debug_assert_eq!(class.len(), campus.hosts.len());
         let hosts = campus.hosts.iter().zip(class).map(|(h, class)| HostEntry { addr: h.addr, class }).collect();
         PolicyEngine { filters, hosts, cache: FxHashMap::default() }
@@ -658,60 +649,102 @@ impl PolicyEngine {
 }
 
 /// Each host's address class (see [`PolicyEngine`]): the interned set of address sets that
-/// hold its address. A host that no set singles out (no host set names it, no prefix longer
-/// than its subnet's covers it) is in the same sets as the rest of its subnet, so those
-/// sets are looked up once per subnet.
-fn membership_classes(
-    campus: &Campus,
-    filters: &[Vec<CompiledFilter>],
-    singled: &FxHashSet<u32>,
-    long_prefixes: &[(u32, u32, u8)],
-) -> Vec<u32> {
-    let sets: Vec<&AddrMatch> = filters
-        .iter()
-        .flatten()
-        .flat_map(|f| [&f.src, &f.dst])
-        .filter(|a| !matches!(a, AddrMatch::Any | AddrMatch::Me))
-        .collect();
-    // The prefixes longer than a subnet's own that lie inside it: usually none, so most
-    // hosts need no per-address test at all.
-    let inside: Vec<Vec<(u32, u32)>> = campus
-        .subnets
-        .iter()
-        .map(|sub| {
-            let (snet, smask, slen) =
-                (u32::from(sub.prefix.network()), mask(sub.prefix.prefix_len()), sub.prefix.prefix_len());
-            long_prefixes
-                .iter()
-                .filter(|&&(net, _, len)| len > slen && net & smask == snet)
-                .map(|&(net, m, _)| (net, m))
-                .collect()
-        })
-        .collect();
+/// hold its address, numbered in host order. A host that no set singles out (no host set
+/// names it, no prefix set lies strictly inside its subnet and holds it) is in the same
+/// sets as the rest of its subnet, so those are worked out once per subnet.
+///
+/// Set by set, not host by host: each prefix finds the subnets it covers by binary search,
+/// so a compile costs about (subnets + hosts + prefixes), where testing every subnet
+/// against every set grew with the square of the campus (a rollout's subnet lists grow
+/// with it, and the engine is compiled at each of about sixty policy changes).
+fn membership_classes(campus: &Campus, filters: &[Vec<CompiledFilter>], singled: &FxHashSet<u32>) -> Vec<u32> {
+    let sets = distinct_sets(filters);
     let words = sets.len().div_ceil(64);
+    let subnets = &campus.subnets;
+    // Per subnet: the sets that hold all of it (bits), and the prefixes of sets that lie
+    // strictly inside it (set index, network, mask), whose hosts are tested one by one.
+    let mut whole = vec![0u64; subnets.len() * words];
+    let mut partial: Vec<Vec<(usize, u32, u32)>> = vec![Vec::new(); subnets.len()];
+    let mut host_sets: Vec<(usize, &FxHashSet<u32>)> = Vec::new();
+    // Subnets by network address (they do not overlap: see `campus`).
+    let mut by_net: Vec<(u32, usize)> =
+        subnets.iter().enumerate().map(|(i, s)| (u32::from(s.prefix.network()), i)).collect();
+    by_net.sort_unstable();
+    for (k, set) in sets.iter().enumerate() {
+        let mut mark = |net: u32, m: u32| {
+            let len = m.leading_ones() as u8;
+            let start = by_net.partition_point(|&(n, _)| n < net);
+            let end = by_net.partition_point(|&(n, _)| n <= net | !m);
+            // A subnet starting before the prefix can only hold it (subnets are aligned).
+            let before = start.checked_sub(1).map(|i| by_net[i].1);
+            for i in before.into_iter().chain(by_net[start..end].iter().map(|&(_, i)| i)) {
+                let prefix = subnets[i].prefix;
+                let (snet, slen) = (u32::from(prefix.network()), prefix.prefix_len());
+                if slen >= len && snet & m == net {
+                    whole[i * words + k / 64] |= 1 << (k % 64);
+                } else if slen < len && net & mask(slen) == snet {
+                    partial[i].push((k, net, m));
+                }
+            }
+        };
+        match set {
+            AddrMatch::Prefix { net, mask } => mark(*net, *mask),
+            AddrMatch::Prefixes(v) => v.iter().for_each(|&(net, m)| mark(net, m)),
+            AddrMatch::Hosts(h) => host_sets.push((k, h)),
+            AddrMatch::Any | AddrMatch::Me => unreachable!("not an address set"),
+        }
+    }
     let mut interned: FxHashMap<Vec<u64>, u32> = FxHashMap::default();
-    let mut by_subnet: Vec<Option<u32>> = vec![None; campus.subnets.len()];
+    let mut by_subnet: Vec<Option<u32>> = vec![None; subnets.len()];
     let mut bits = vec![0u64; words];
     campus
         .hosts
         .iter()
         .map(|h| {
-            let split = singled.contains(&h.addr) || inside[h.subnet.index()].iter().any(|&(net, m)| h.addr & m == net);
-            if !split && let Some(c) = by_subnet[h.subnet.index()] {
+            let sub = h.subnet.index();
+            debug_assert!(subnets[sub].prefix.contains(&std::net::Ipv4Addr::from(h.addr)), "a host outside its subnet");
+            let split = singled.contains(&h.addr) || partial[sub].iter().any(|&(_, net, m)| h.addr & m == net);
+            if !split && let Some(c) = by_subnet[sub] {
                 return c;
             }
-            bits.iter_mut().for_each(|w| *w = 0);
-            for (k, set) in sets.iter().enumerate() {
-                if set.contains(h.addr, h.addr) {
+            bits.copy_from_slice(&whole[sub * words..(sub + 1) * words]);
+            for &(k, net, m) in &partial[sub] {
+                if h.addr & m == net {
+                    bits[k / 64] |= 1 << (k % 64);
+                }
+            }
+            for &(k, set) in &host_sets {
+                if set.contains(&h.addr) {
                     bits[k / 64] |= 1 << (k % 64);
                 }
             }
             let next = interned.len() as u32;
             let c = *interned.entry(bits.clone()).or_insert(next);
             if !split {
-                by_subnet[h.subnet.index()] = Some(c);
+                by_subnet[sub] = Some(c);
             }
             c
+        })
+        .collect()
+}
+
+/// The distinct address sets that the filters' ends name (not `any` or `me`), each once:
+/// a prefix by its value, a resolved set by identity (a policy set's filter lists name the
+/// same few sets many times).
+fn distinct_sets(filters: &[Vec<CompiledFilter>]) -> Vec<&AddrMatch> {
+    let mut seen: FxHashSet<(u8, usize, u32)> = FxHashSet::default();
+    filters
+        .iter()
+        .flatten()
+        .flat_map(|f| [&f.src, &f.dst])
+        .filter(|a| {
+            let key = match a {
+                AddrMatch::Any | AddrMatch::Me => return false,
+                AddrMatch::Prefix { net, mask } => (0, *net as usize, *mask),
+                AddrMatch::Hosts(set) => (1, Rc::as_ptr(set) as usize, 0),
+                AddrMatch::Prefixes(v) => (2, Rc::as_ptr(v) as usize, 0),
+            };
+            seen.insert(key)
         })
         .collect()
 }
@@ -881,6 +914,91 @@ pub fn decide(init: &Side<'_>, resp: &Side<'_>, fallback: &Fallback, negotiation
             } else {
                 Decision::Blocked { reason: BlockReason::NegotiationRequired, delay }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::build;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn campus() -> &'static Campus {
+        static CAMPUS: OnceLock<Campus> = OnceLock::new();
+        CAMPUS.get_or_init(|| Campus::generate(&build::builtin_small(600, 400, 6, Some(2)), 3).unwrap())
+    }
+
+    /// The classes by definition: every host tested against every filter end, numbered in
+    /// host order.
+    fn classes_by_scan(campus: &Campus, filters: &[Vec<CompiledFilter>]) -> Vec<u32> {
+        let ends: Vec<&AddrMatch> = filters
+            .iter()
+            .flatten()
+            .flat_map(|f| [&f.src, &f.dst])
+            .filter(|a| !matches!(a, AddrMatch::Any | AddrMatch::Me))
+            .collect();
+        let mut interned: FxHashMap<Vec<bool>, u32> = FxHashMap::default();
+        campus
+            .hosts
+            .iter()
+            .map(|h| {
+                let next = interned.len() as u32;
+                *interned.entry(ends.iter().map(|e| e.contains(h.addr, h.addr)).collect()).or_insert(next)
+            })
+            .collect()
+    }
+
+    /// A filter end built around subnet `i`: its prefix lengthened by `d` bits (a prefix
+    /// inside it, at `r`) or shortened (one holding it and its neighbours), a list of
+    /// subnet prefixes, or a few hosts.
+    fn end(campus: &Campus, kind: u8, i: usize, d: i8, r: u32, hosts: &[usize]) -> AddrMatch {
+        let sub = &campus.subnets[i % campus.subnets.len()].prefix;
+        let len = (i16::from(sub.prefix_len()) + i16::from(d)).clamp(0, 32) as u8;
+        let net = (u32::from(sub.network()) | (r & !mask(sub.prefix_len()))) & mask(len);
+        match kind {
+            0 => AddrMatch::Prefix { net, mask: mask(len) },
+            1 => AddrMatch::Prefixes(Rc::new(
+                hosts
+                    .iter()
+                    .map(|&j| campus.subnets[j % campus.subnets.len()].prefix)
+                    .map(|p| (u32::from(p.network()), mask(p.prefix_len())))
+                    .collect(),
+            )),
+            _ => AddrMatch::Hosts(Rc::new(hosts.iter().map(|&j| campus.hosts[j % campus.hosts.len()].addr).collect())),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Worked out set by set and subnet by subnet, the classes are those of testing
+        /// every host against every end.
+        #[test]
+        fn address_classes_are_those_of_testing_every_host(
+            specs in proptest::collection::vec(
+                (0u8..3, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
+                0..40,
+            ),
+        ) {
+            let campus = campus();
+            let ends: Vec<AddrMatch> = specs.iter().map(|(k, i, d, r, h)| end(campus, *k, *i, *d, *r, h)).collect();
+            // Half the ends named twice, as a policy's filter lists do.
+            let filters: Vec<Vec<CompiledFilter>> = ends
+                .chunks(2)
+                .map(|pair| {
+                    let f = |src: &AddrMatch, dst: &AddrMatch| CompiledFilter {
+                        rule: 0, src: src.clone(), dst: dst.clone(), mirrored: true, protocol: None, port: None,
+                    };
+                    pair.iter().map(|e| f(&AddrMatch::Any, e)).chain(pair.get(1).map(|e| f(e, &pair[0]))).collect()
+                })
+                .collect();
+            let singled: FxHashSet<u32> = ends
+                .iter()
+                .filter_map(|e| if let AddrMatch::Hosts(h) = e { Some(h.iter().copied()) } else { None })
+                .flatten()
+                .collect();
+            prop_assert_eq!(membership_classes(campus, &filters, &singled), classes_by_scan(campus, &filters));
         }
     }
 }
