@@ -22,6 +22,11 @@
 //!   themselves. The plan never holds a wrong step, so using it or not cannot change a run.
 //! - Memory is bounded: a piece holds at most `budget` steps whatever the traffic (a
 //!   burst past it is drawn, to follow the chains, but left to the loop).
+//! - An arrival finds its step through a [`Slot`]: the step's place in the plan when the
+//!   host's step before it was held in the same piece, else the host's rank among the
+//!   sampled hosts ([`sampled_hosts`] order), which indexes each piece's table of the
+//!   hosts' first steps. That table has an entry per sampled host, not per host: a 1%
+//!   sample's is a few KB, read without a cache miss, where one of every host was a MB.
 
 use super::campus::{Campus, Endpoint};
 use super::ids::HostId;
@@ -41,9 +46,47 @@ pub const DEFAULT_BUDGET: usize = 1 << 14;
 /// arrives (none after midnight), and the session itself (none when no peer was found).
 pub type Step = (Option<SimTime>, Option<Session>);
 
-/// Where a step sits in its plan; [`NO_SLOT`] when the plan does not hold it.
-pub type Slot = u32;
-pub const NO_SLOT: Slot = Slot::MAX;
+/// Where an arrival looks for its step in the plan of its window (see the module doc).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Slot(u32);
+
+/// The tag of a [`Slot`] that names a host's rank rather than a place in a plan.
+const RANK_TAG: u32 = 1 << 31;
+/// No place in a plan (internal indices).
+const NONE: u32 = u32::MAX;
+
+impl Slot {
+    /// Nothing known: the plan is not consulted and the loop draws the step.
+    pub const NONE: Slot = Slot(NONE);
+
+    /// The first step in its window of the host of this rank among the sampled hosts.
+    pub fn first_of(rank: usize) -> Slot {
+        debug_assert!(rank < (RANK_TAG - 1) as usize);
+        Slot(RANK_TAG | rank as u32)
+    }
+
+    /// A step's place in its plan.
+    fn at(index: u32) -> Slot {
+        debug_assert!(index < RANK_TAG);
+        Slot(index)
+    }
+
+    /// Whether this names a place in a plan (not a host's first step of a window).
+    pub fn is_place(self) -> bool {
+        self.0 < RANK_TAG
+    }
+
+    /// What an arrival whose step the loop drew itself hands to the host's next one: the
+    /// host's rank, which finds the step in any later window (a place belongs to one plan).
+    pub fn carried(self) -> Slot {
+        if self.is_place() { Slot::NONE } else { self }
+    }
+}
+
+/// The sampled hosts in rank order: a host's rank is its place in this sequence.
+pub fn sampled_hosts(sampled: &[bool]) -> impl Iterator<Item = HostId> + '_ {
+    sampled.iter().enumerate().filter(|(_, s)| **s).map(|(h, _)| HostId::from_index(h))
+}
 
 /// A step as held, with whose it is (checked on every read, so a slot can never hand
 /// over another host's draws) and the slot of the host's next step.
@@ -56,6 +99,8 @@ struct Held {
     session: Option<Session>,
     host: u32,
     seq: u32,
+    /// The host's rank among the sampled hosts.
+    rank: u32,
     next_slot: Slot,
 }
 
@@ -74,8 +119,9 @@ pub struct DayPlan {
     /// The window: arrivals at `from <= t < to`.
     from: SimTime,
     to: SimTime,
-    /// Per host: the slot of its first step in the window.
-    first: Vec<Slot>,
+    /// Per sampled host, by rank: the place of its first step in the window ([`NONE`]
+    /// if none).
+    first: Vec<u32>,
     steps: Vec<Held>,
 }
 
@@ -108,7 +154,7 @@ pub struct PlanDrawer<'a> {
     target: f64,
     /// Buffers of replayed plans, to draw the next pieces into: reused by the thread that
     /// allocated them, they neither fragment the allocator nor fault in fresh pages.
-    spare: Vec<(Vec<Held>, Vec<Slot>)>,
+    spare: Vec<(Vec<Held>, Vec<u32>)>,
     /// Scratch of the sort, reused from piece to piece.
     scratch: Scratch,
 }
@@ -118,7 +164,7 @@ pub struct PlanDrawer<'a> {
 struct Scratch {
     times: Vec<SimTime>,
     order: Vec<u32>,
-    slot_of: Vec<Slot>,
+    slot_of: Vec<u32>,
 }
 
 /// Steps reserved for a piece up front at most (a plan of a whole day with no budget
@@ -138,23 +184,19 @@ impl<'a> PlanDrawer<'a> {
         days: u32,
         budget: usize,
     ) -> PlanDrawer<'a> {
-        let cursors: Vec<Cursor> = sampled
-            .iter()
-            .enumerate()
-            .take(campus.hosts.len())
-            .filter(|(_, s)| **s)
-            .map(|(h, _)| Cursor { host: h as u32, seq: 1, at: SimTime::MAX })
-            .collect();
+        // In rank order: a cursor's index is its host's rank.
+        let cursors: Vec<Cursor> =
+            sampled_hosts(sampled).map(|h| Cursor { host: h.0, seq: 1, at: SimTime::MAX }).collect();
         let mut hourly = [0.0; 24];
         for c in &cursors {
             for (sum, rate) in hourly.iter_mut().zip(traffic.hourly_rates(campus.hosts[c.host as usize].kind)) {
                 *sum += rate;
             }
         }
-        // Slots are u32 (NO_SLOT aside): a budget past that would not fit them. A budget
-        // of nothing is one of a single step (windows cut for half a step would be 10 ms
-        // long and millions a day).
-        let budget = budget.clamp(1, NO_SLOT as usize - 1);
+        // A place in a plan is a u32 under the rank tag: a budget past that would not fit
+        // them. A budget of nothing is one of a single step (windows cut for half a step
+        // would be 10 ms long and millions a day).
+        let budget = budget.clamp(1, RANK_TAG as usize - 1);
         PlanDrawer {
             campus,
             traffic,
@@ -179,10 +221,10 @@ impl<'a> PlanDrawer<'a> {
         let DayPlan { mut first, steps, .. } = plan;
         // Only a budget's worth of capacity is kept (a whole-day plan may be far bigger).
         if self.spare.len() < 2 && steps.capacity() <= self.budget {
-            // The host index is cleared where the plan's hosts set it, not rewritten whole:
-            // a piece's hosts are a few thousand of the campus's hundreds of thousands.
+            // The table is cleared where the plan's hosts set it, not rewritten whole: a
+            // full-traffic piece's hosts are a few thousand of hundreds of thousands.
             for s in &steps {
-                first[s.host as usize] = NO_SLOT;
+                first[s.rank as usize] = NONE;
             }
             self.spare.push((steps, first));
         }
@@ -214,11 +256,11 @@ impl<'a> PlanDrawer<'a> {
         let (mut drawn, first) = self
             .spare
             .pop()
-            .unwrap_or_else(|| (Vec::with_capacity(self.budget.min(MAX_RESERVE)), vec![NO_SLOT; campus.hosts.len()]));
+            .unwrap_or_else(|| (Vec::with_capacity(self.budget.min(MAX_RESERVE)), vec![NONE; self.cursors.len()]));
         drawn.clear();
         let times = &mut self.scratch.times;
         times.clear();
-        for c in &mut self.cursors {
+        for (rank, c) in self.cursors.iter_mut().enumerate() {
             let host = HostId(c.host);
             while c.at < to {
                 let (next, session) = arrival_step(campus, traffic, streams, host, c.seq, c.at);
@@ -230,7 +272,9 @@ impl<'a> PlanDrawer<'a> {
                         session,
                         host: c.host,
                         seq: c.seq,
-                        next_slot: NO_SLOT,
+                        rank: rank as u32,
+                        // Unless the plan holds the next step too (set when sorted).
+                        next_slot: Slot::first_of(rank),
                     });
                     times.push(c.at);
                 }
@@ -279,12 +323,12 @@ impl DayPlan {
     }
 
     /// Sorts drawn steps (in host and seq order, their arrival times in
-    /// `scratch.times`) into the plan of `window`; `first` is a per-host buffer to reuse,
-    /// [`NO_SLOT`] throughout.
+    /// `scratch.times`) into the plan of `window`; `first` is a per-rank buffer to reuse,
+    /// [`NONE`] throughout.
     fn sorted(
         (from, to): (SimTime, SimTime),
         mut drawn: Vec<Held>,
-        mut first: Vec<Slot>,
+        mut first: Vec<u32>,
         scratch: &mut Scratch,
     ) -> DayPlan {
         let Scratch { times, order, slot_of } = scratch;
@@ -293,19 +337,19 @@ impl DayPlan {
         order.extend(0..drawn.len() as u32);
         order.sort_unstable_by_key(|&i| (times[i as usize], i));
         slot_of.clear();
-        slot_of.resize(drawn.len(), NO_SLOT);
+        slot_of.resize(drawn.len(), NONE);
         for (slot, &i) in order.iter().enumerate() {
-            slot_of[i as usize] = slot as Slot;
+            slot_of[i as usize] = slot as u32;
         }
-        debug_assert!(first.iter().all(|&f| f == NO_SLOT));
+        debug_assert!(first.iter().all(|&f| f == NONE));
         for i in 0..drawn.len() {
             if i == 0 || drawn[i - 1].host != drawn[i].host {
-                first[drawn[i].host as usize] = slot_of[i];
+                first[drawn[i].rank as usize] = slot_of[i];
             }
             // The host's next step is the next one drawn, if the plan holds it.
             if let Some(n) = drawn.get(i + 1).filter(|n| n.host == drawn[i].host) {
                 debug_assert_eq!(n.seq, drawn[i].seq + 1);
-                drawn[i].next_slot = slot_of[i + 1];
+                drawn[i].next_slot = Slot::at(slot_of[i + 1]);
             }
         }
         permute_in_place(&mut drawn, order);
@@ -317,20 +361,24 @@ impl DayPlan {
         self.from.day()
     }
 
-    /// The peer of the `seq`-th session of `host`, if the plan holds it (in `slot`, or
-    /// where the host's first step of the window is when `slot` is [`NO_SLOT`]): what a
-    /// prefetch needs, a few events before the session is handled.
+    /// The peer of the `seq`-th session of `host`, if the plan holds it where `slot`
+    /// says: what a prefetch needs, a few events before the session is handled.
     #[inline]
     pub fn peer_of(&self, host: HostId, seq: u32, slot: Slot) -> Option<Endpoint> {
         self.held(host, seq, slot)?.session.as_ref().map(|s| s.peer)
     }
 
-    /// The `seq`-th step of `host` if the plan holds it in `slot`, or, when `slot` is
-    /// [`NO_SLOT`], where the host's first step of the window is.
+    /// The `seq`-th step of `host` if the plan holds it where `slot` says: at its place,
+    /// or as the first step in the window of the host of its rank.
     #[inline]
     fn held(&self, host: HostId, seq: u32, slot: Slot) -> Option<&Held> {
-        let slot = if slot == NO_SLOT { self.first_slot(host) } else { slot };
-        self.steps.get(slot as usize).filter(|s| s.host == host.0 && s.seq == seq)
+        self.steps.get(self.place(slot)? as usize).filter(|s| s.host == host.0 && s.seq == seq)
+    }
+
+    /// The place `slot` points at: itself, or the first step of its rank's host.
+    #[inline]
+    fn place(&self, slot: Slot) -> Option<u32> {
+        if slot.is_place() { Some(slot.0) } else { self.first.get((slot.0 & !RANK_TAG) as usize).copied() }
     }
 
     /// The window: the plan holds the arrivals at `from <= t < to`.
@@ -360,14 +408,8 @@ impl DayPlan {
         self.steps.is_empty()
     }
 
-    /// The slot of `host`'s first step in the window ([`NO_SLOT`] if not held).
-    fn first_slot(&self, host: HostId) -> Slot {
-        self.first.get(host.index()).copied().unwrap_or(NO_SLOT)
-    }
-
-    /// The `seq`-th step (seq >= 1) of `host` if the plan holds it in `slot` (or, for
-    /// [`NO_SLOT`], where the host's first step of the window is), and the slot of the
-    /// host's next step; `None` when the plan does not hold it there.
+    /// The `seq`-th step (seq >= 1) of `host` if the plan holds it where `slot` says, and
+    /// the slot of the host's next step; `None` when the plan does not hold it there.
     pub fn step(&self, host: HostId, seq: u32, slot: Slot) -> Option<(Step, Slot)> {
         let held = self.held(host, seq, slot)?;
         Some((((held.next != SimTime::MAX).then_some(held.next), held.session), held.next_slot))
@@ -376,13 +418,13 @@ impl DayPlan {
 
 /// Reorders `items` so that `items[k]` becomes the old `items[order[k]]`, by following the
 /// permutation's cycles with swaps: no second copy of a plan that may be tens of MB.
-/// `order` is used up (every entry becomes [`NO_SLOT`]).
+/// `order` is used up (every entry becomes [`NONE`]).
 fn permute_in_place<T>(items: &mut [T], order: &mut [u32]) {
     for start in 0..order.len() {
         let mut k = start;
-        while order[k] != NO_SLOT {
+        while order[k] != NONE {
             let src = order[k] as usize;
-            order[k] = NO_SLOT;
+            order[k] = NONE;
             if src == start {
                 break;
             }
@@ -427,12 +469,15 @@ mod tests {
     ) -> (usize, usize) {
         let (mut held, mut total) = (0, 0);
         let mut last_time = SimTime::ZERO;
-        let mut by_slot: Vec<(Slot, SimTime)> = Vec::new();
+        let mut by_slot: Vec<(u32, SimTime)> = Vec::new();
+        let mut rank = 0;
         for (h, &in_sample) in sampled.iter().enumerate() {
             let host = HostId::from_index(h);
             let mut at = first_arrival(campus, traffic, streams, host, plan.day());
             let mut seq = 1;
-            let mut slot = plan.first_slot(host);
+            // A host outside the sample is looked up under every rank: none holds it.
+            let mut slot = Slot::first_of(rank);
+            rank += usize::from(in_sample);
             while let Some(now) = at {
                 let (next, session) = arrival_step(campus, traffic, streams, host, seq, now);
                 total += usize::from(in_sample);
@@ -443,13 +488,15 @@ mod tests {
                         // The slot hands over this step only.
                         assert!(plan.step(host, seq + 1, slot).is_none());
                         assert!(plan.step(HostId(host.0 ^ 1), seq, slot).is_none());
-                        by_slot.push((slot, now));
+                        by_slot.push((plan.place(slot).expect("held"), now));
                         held += 1;
                         slot = next_slot;
                     }
                     None => {
-                        // Not held: then no later step of the host is either.
-                        assert_eq!(slot, NO_SLOT, "host {h} seq {seq}: a slot that does not hold its step");
+                        // Not held: then no later step of the host is either, and a place
+                        // handed over always holds its step.
+                        assert!(!slot.is_place(), "host {h} seq {seq}: a slot that does not hold its step");
+                        slot = slot.carried();
                     }
                 }
                 at = next;
@@ -527,11 +574,11 @@ mod tests {
         assert_eq!(at, SimTime::start_of_day(2));
         // Each host's chain, read as the world reads it.
         let (mut held, mut total) = (0usize, 0usize);
-        for (h, _) in sampled.iter().enumerate().filter(|(_, s)| **s) {
-            let host = HostId::from_index(h);
+        for (rank, host) in sampled_hosts(&sampled).enumerate() {
+            let h = host.index();
             for day in 0..2 {
                 let mut at = first_arrival(&campus, &traffic, &streams, host, day);
-                let (mut seq, mut slot) = (1, NO_SLOT);
+                let (mut seq, mut slot) = (1, Slot::first_of(rank));
                 while let Some(now) = at {
                     let want = arrival_step(&campus, &traffic, &streams, host, seq, now);
                     let k = pieces.partition_point(|p| p.ends_by(now));
@@ -545,7 +592,10 @@ mod tests {
                             held += 1;
                             next_slot
                         }
-                        None => NO_SLOT,
+                        None => {
+                            assert!(!slot.is_place(), "host {h} day {day} seq {seq}: a place without its step");
+                            slot.carried()
+                        }
                     };
                     at = want.0;
                     seq += 1;

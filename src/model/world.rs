@@ -20,7 +20,7 @@
 
 use super::campaign::{Campaign, CampaignEvent, Felt};
 use super::campus::{Campus, Endpoint};
-use super::day_plan::{DayPlan, NO_SLOT, Slot, Step};
+use super::day_plan::{DayPlan, Slot, Step, sampled_hosts};
 use super::ids::{ClusterId, HostId, LinkId};
 use super::kinds::{HostKind, Os};
 use super::nlb::Outage;
@@ -58,8 +58,8 @@ const _: () = assert!(std::mem::size_of::<Event>() == 16);
 pub enum Event {
     DayStart(u32),
     DayEnd(u32),
-    /// `slot`: where the plan of the arrival's window holds its draws ([`NO_SLOT`] if not
-    /// known: then it is looked up by host).
+    /// `slot`: where the plan of the arrival's window holds its draws (a place in it, or
+    /// the host's rank among the sampled hosts, which finds its first step there).
     Arrival {
         host: HostId,
         seq: u32,
@@ -519,14 +519,10 @@ impl<'a, O: Observer> World<'a, O> {
                 ..IpsecDay::default()
             };
         }
-        for h in 0..self.campus.hosts.len() {
-            if !self.campaign.sampled[h] {
-                continue;
-            }
-            let id = HostId::from_index(h);
+        for (rank, id) in sampled_hosts(&self.campaign.sampled).enumerate() {
             if let Some(t) = first_arrival(self.campus, self.traffic, &self.streams, id, day) {
                 // The plan holding it is found when it arrives (see `World::planned`).
-                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1, slot: NO_SLOT });
+                queue.push(t, class::ARRIVAL, Event::Arrival { host: id, seq: 1, slot: Slot::first_of(rank) });
             }
         }
         queue.push(SimTime::start_of_day(day + 1), class::DAY_END, Event::DayEnd(day));
@@ -534,8 +530,9 @@ impl<'a, O: Observer> World<'a, O> {
 
     fn arrival(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime, queue: &mut EventQueue<Event>) {
         let planned = self.planned(host, seq, slot, now);
-        let ((next, session), next_slot) = planned
-            .unwrap_or_else(|| (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), NO_SLOT));
+        let ((next, session), next_slot) = planned.unwrap_or_else(|| {
+            (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), slot.carried())
+        });
         if let Some(t) = next {
             queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1, slot: next_slot });
         }
@@ -546,8 +543,8 @@ impl<'a, O: Observer> World<'a, O> {
 
     /// The plan's draws of the arrival `(host, seq)` at `now`, if it holds them, and the
     /// slot of the host's next step. Windows are taken in time order as arrivals reach
-    /// them; an arrival whose slot is not known (its step lies in a later window than the
-    /// one before it, or it is the day's first) is looked up by host.
+    /// them; an arrival whose place is not known (its step lies in a later window than the
+    /// one before it, or it is the day's first) is looked up by its host's rank.
     fn planned(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime) -> Option<(Step, Slot)> {
         while self.plan.as_ref().is_none_or(|p| p.ends_by(now)) {
             let next = self.plan_source.as_mut()?;
@@ -847,7 +844,7 @@ impl<O: Observer> World<'_, O> {
     fn prefetch_peer(&self, host: HostId, seq: u32, slot: Slot) {
         // A day's first arrival may be ahead of its day's first window: the plan in hand
         // would then hold the day before's first step, not this one.
-        if seq == 1 && slot == NO_SLOT {
+        if seq == 1 && !slot.is_place() {
             return;
         }
         let Some(Endpoint::Host(peer)) = self.plan.as_ref().and_then(|p| p.peer_of(host, seq, slot)) else {
