@@ -37,8 +37,8 @@ use crate::engine::{SimDuration, SimTime};
 
 /// Steps a piece holds at most by default (80 bytes each): windows are cut for half of
 /// it, so a piece of about 0.7 MB stays in the cache while it is replayed, and the
-/// pieces in flight with the per-host arrays (each host's first step in the window, and
-/// its chain's cursor) take about 10 MB on the full campus. Measured on the full-traffic
+/// pieces in flight with the arrays per sampled host (its first step in the window, and
+/// its chain's cursor) take about 10 MB on the full campus at full traffic. Measured on the full-traffic
 /// day: 2^14 ran 5% faster and 1% leaner than 2^15, and 2^13 no faster than 2^14.
 pub const DEFAULT_BUDGET: usize = 1 << 14;
 
