@@ -235,6 +235,10 @@ pub enum BenchCommand {
         /// Simulated days per size (default: the scenario's).
         #[arg(long)]
         days: Option<u32>,
+        /// Runs of each size, in rounds over the sizes; the fastest of each is reported
+        /// (steadier exponents on a busy machine).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
         /// Hold operations timed on the bare queue.
         #[arg(long, default_value_t = 3_000_000)]
         engine_events: u64,
@@ -452,12 +456,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Scaling { scenario, factors, days, engine_events, json } } => {
-            if engine_events == 0 || days == Some(0) {
-                return Err(CliError::Input("bench scaling: --engine-events and --days must be positive".into()));
+        Command::Bench { what: BenchCommand::Scaling { scenario, factors, days, repeat, engine_events, json } } => {
+            if engine_events == 0 || days == Some(0) || repeat == 0 {
+                return Err(CliError::Input(
+                    "bench scaling: --engine-events, --days and --repeat must be positive".into(),
+                ));
             }
             let quiet = !std::io::stderr().is_terminal();
-            let report = crate::scaling::run(scenario.as_deref(), &factors, days, engine_events, &mut |msg| {
+            let report = crate::scaling::run(scenario.as_deref(), &factors, days, repeat, engine_events, &mut |msg| {
                 if !quiet {
                     eprintln!("{msg}");
                 }

@@ -549,3 +549,26 @@ fn hold_domiso_only() {
     run.steps(events);
     println!("domiso {:.2} M/s", events as f64 / 1e6 / start.elapsed().as_secs_f64());
 }
+
+/// `domiso bench scaling` runs every size `--repeat` times and reports each size once
+/// (its fastest run), with the exponents fitted over the sizes; a repeat of 0 is refused.
+#[test]
+fn bench_scaling_reports_each_size_once_from_its_repeated_runs() {
+    let json = crate::common::scratch("bench_scaling").join("scaling.json");
+    let args = ["bench", "scaling", "scenarios/reduced-campus.toml", "--factors", "0.5,1", "--days", "1"];
+    let more = ["--repeat", "2", "--engine-events", "20000", "--json", json.to_str().unwrap()];
+    let out = crate::common::domiso(&[&args[..], &more[..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the fastest of 2 runs per size"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["repeat"], 2);
+    let sizes = r["sizes"].as_array().unwrap();
+    let factors: Vec<f64> = sizes.iter().map(|s| s["factor"].as_f64().unwrap()).collect();
+    assert_eq!(factors, [0.5, 1.0]);
+    let hosts: Vec<u64> = sizes.iter().map(|s| s["hosts"].as_u64().unwrap()).collect();
+    assert!(hosts[1] > hosts[0] * 3 / 2, "{hosts:?}");
+    assert!(r["exponent_sim_s"].as_f64().unwrap().is_finite());
+    let refused = crate::common::domiso(&["bench", "scaling", "--repeat", "0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--repeat"));
+}
