@@ -9,7 +9,8 @@
 //! scaling exponents (least-squares slope of log cost over log hosts: 1.0 is linear) of the
 //! loop time, the wall time and the peak RSS. With `repeat` above 1 every size runs that
 //! many times, in rounds over all the sizes (so that a change in the machine's load falls
-//! on each size alike), and each size's fastest run is the one reported: another load on
+//! on each size alike), and each size's fastest run by loop time is the one reported (its
+//! wall time, CPU time and RSS with it): another load on
 //! the machine only ever slows a run, so the fastest is the one least disturbed, and the
 //! exponents of a busy machine move less. Last, in this process, the hold benchmark of
 //! the bare [`EventQueue`](crate::engine::queue::EventQueue) at the mean number of pending
@@ -40,6 +41,8 @@ pub enum ScalingError {
 #[derive(Clone, Debug, Serialize)]
 pub struct SizeRow {
     pub factor: f64,
+    /// Runs made of this size; the figures are those of the fastest.
+    pub runs: u32,
     pub hosts: u64,
     pub events: u64,
     pub sim_s: f64,
@@ -92,8 +95,13 @@ pub fn run(
     if factors.is_empty() || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
         return Err(ScalingError::Input("bench scaling: --factors must be positive numbers".into()));
     }
-    if repeat == 0 {
-        return Err(ScalingError::Input("bench scaling: --repeat must be at least 1".into()));
+    if factors.iter().enumerate().any(|(i, f)| factors[..i].contains(f)) {
+        return Err(ScalingError::Input(
+            "bench scaling: --factors must differ (use --repeat to run a size again)".into(),
+        ));
+    }
+    if engine_events == 0 || days == Some(0) || repeat == 0 {
+        return Err(ScalingError::Input("bench scaling: --engine-events, --days and --repeat must be positive".into()));
     }
     if !factors.contains(&1.0) {
         return Err(ScalingError::Input(
@@ -170,9 +178,14 @@ pub fn run(
 /// Files a size's run: a size's first, or faster (by loop time) than the one kept.
 fn keep_fastest(sizes: &mut Vec<SizeRow>, row: SizeRow) {
     match sizes.iter_mut().find(|r| r.factor == row.factor) {
-        Some(kept) if row.sim_s < kept.sim_s => *kept = row,
-        Some(_) => {}
-        None => sizes.push(row),
+        Some(kept) => {
+            let runs = kept.runs + 1;
+            if row.sim_s < kept.sim_s {
+                *kept = row;
+            }
+            kept.runs = runs;
+        }
+        None => sizes.push(SizeRow { runs: 1, ..row }),
     }
 }
 
@@ -185,6 +198,7 @@ fn read_row(factor: f64, manifest: &Path) -> Result<SizeRow, ScalingError> {
     let need = |k: &str| num(k).ok_or_else(|| ScalingError::Failed(format!("{}: no {k}", manifest.display())));
     Ok(SizeRow {
         factor,
+        runs: 1,
         hosts: need("hosts")? as u64,
         events: need("events_processed")? as u64,
         sim_s: need("sim_s")?,
@@ -279,6 +293,7 @@ mod tests {
     fn row(factor: f64, sim_s: f64) -> SizeRow {
         SizeRow {
             factor,
+            runs: 1,
             hosts: (factor * 1000.0) as u64,
             events: 1,
             sim_s,
@@ -298,7 +313,7 @@ mod tests {
         for (f, t) in [(0.5, 3.0), (1.0, 7.0), (0.5, 2.0), (1.0, 9.0), (0.5, 2.5), (1.0, 6.5)] {
             keep_fastest(&mut sizes, row(f, t));
         }
-        let kept: Vec<(f64, f64)> = sizes.iter().map(|r| (r.factor, r.sim_s)).collect();
-        assert_eq!(kept, [(0.5, 2.0), (1.0, 6.5)]);
+        let kept: Vec<(f64, f64, u32)> = sizes.iter().map(|r| (r.factor, r.sim_s, r.runs)).collect();
+        assert_eq!(kept, [(0.5, 2.0, 3), (1.0, 6.5, 3)]);
     }
 }

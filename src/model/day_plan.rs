@@ -38,8 +38,9 @@ use crate::engine::{SimDuration, SimTime};
 /// Steps a piece holds at most by default (80 bytes each): windows are cut for half of
 /// it, so a piece of about 0.7 MB stays in the cache while it is replayed, and the
 /// pieces in flight with the arrays per sampled host (its first step in the window, and
-/// its chain's cursor) take about 10 MB on the full campus at full traffic. Measured on the full-traffic
-/// day: 2^14 ran 5% faster and 1% leaner than 2^15, and 2^13 no faster than 2^14.
+/// its chain's cursor) take about 10 MB on the full campus at full traffic. Measured on
+/// the full-traffic day: 2^14 ran 5% faster and 1% leaner than 2^15, and 2^13 no faster
+/// than 2^14.
 pub const DEFAULT_BUDGET: usize = 1 << 14;
 
 /// One arrival's draws, as [`arrival_step`] returns them: when the host's next session
@@ -53,11 +54,13 @@ pub struct Slot(u32);
 /// The tag of a [`Slot`] that names a host's rank rather than a place in a plan.
 const RANK_TAG: u32 = 1 << 31;
 /// No place in a plan (internal indices).
-const NONE: u32 = u32::MAX;
+const NO_PLACE: u32 = u32::MAX;
 
 impl Slot {
-    /// Nothing known: the plan is not consulted and the loop draws the step.
-    pub const NONE: Slot = Slot(NONE);
+    /// Nothing known: no plan holds a step under it, so the loop draws the step, and the
+    /// host's later steps of the day. Only a place that missed its step, a bug that the
+    /// loop asserts against in debug builds, comes to this.
+    const NONE: Slot = Slot(NO_PLACE);
 
     /// The first step in its window of the host of this rank among the sampled hosts.
     pub fn first_of(rank: usize) -> Slot {
@@ -76,9 +79,10 @@ impl Slot {
         self.0 < RANK_TAG
     }
 
-    /// What an arrival whose step the loop drew itself hands to the host's next one: the
-    /// host's rank, which finds the step in any later window (a place belongs to one plan).
-    pub fn carried(self) -> Slot {
+    /// What an arrival whose step the loop drew itself hands on to the host's next one:
+    /// the host's rank, which finds the step in any later window (a place belongs to one
+    /// plan, and one that missed is a bug).
+    pub fn handed_on(self) -> Slot {
         if self.is_place() { Slot::NONE } else { self }
     }
 }
@@ -112,14 +116,15 @@ const _: () = assert!(std::mem::size_of::<Held>() == 80);
 ///
 /// Steps are stored sorted by arrival time, so the loop reads the plan front to back (a
 /// stream the processor prefetches) instead of jumping between hosts; each arrival event
-/// carries its step's slot, and each step the slot of the host's next one in the window.
+/// carries its step's slot, and each step the slot of the host's next one: its place if the
+/// window holds it, else the host's rank.
 #[derive(Debug)]
 #[cfg_attr(test, derive(Clone))]
 pub struct DayPlan {
     /// The window: arrivals at `from <= t < to`.
     from: SimTime,
     to: SimTime,
-    /// Per sampled host, by rank: the place of its first step in the window ([`NONE`]
+    /// Per sampled host, by rank: the place of its first step in the window ([`NO_PLACE`]
     /// if none).
     first: Vec<u32>,
     steps: Vec<Held>,
@@ -140,7 +145,8 @@ pub struct PlanDrawer<'a> {
     campus: &'a Campus,
     traffic: &'a TrafficModel,
     streams: RngStreams,
-    /// Every sampled host, in index order, and where its chain stands.
+    /// Every sampled host, in index order (a cursor's index is its host's rank), and where
+    /// its chain stands.
     cursors: Vec<Cursor>,
     days: u32,
     budget: usize,
@@ -184,9 +190,12 @@ impl<'a> PlanDrawer<'a> {
         days: u32,
         budget: usize,
     ) -> PlanDrawer<'a> {
-        // In rank order: a cursor's index is its host's rank.
+        // In rank order: a cursor's index is its host's rank. The loop numbers the hosts
+        // of the same `sampled` alike (`sampled_hosts`), and a rank must stay under the tag.
+        assert_eq!(sampled.len(), campus.hosts.len(), "a sample flag per host");
         let cursors: Vec<Cursor> =
             sampled_hosts(sampled).map(|h| Cursor { host: h.0, seq: 1, at: SimTime::MAX }).collect();
+        assert!(cursors.len() < (RANK_TAG - 1) as usize, "more sampled hosts than ranks");
         let mut hourly = [0.0; 24];
         for c in &cursors {
             for (sum, rate) in hourly.iter_mut().zip(traffic.hourly_rates(campus.hosts[c.host as usize].kind)) {
@@ -224,7 +233,7 @@ impl<'a> PlanDrawer<'a> {
             // The table is cleared where the plan's hosts set it, not rewritten whole: a
             // full-traffic piece's hosts are a few thousand of hundreds of thousands.
             for s in &steps {
-                first[s.rank as usize] = NONE;
+                first[s.rank as usize] = NO_PLACE;
             }
             self.spare.push((steps, first));
         }
@@ -256,7 +265,7 @@ impl<'a> PlanDrawer<'a> {
         let (mut drawn, first) = self
             .spare
             .pop()
-            .unwrap_or_else(|| (Vec::with_capacity(self.budget.min(MAX_RESERVE)), vec![NONE; self.cursors.len()]));
+            .unwrap_or_else(|| (Vec::with_capacity(self.budget.min(MAX_RESERVE)), vec![NO_PLACE; self.cursors.len()]));
         drawn.clear();
         let times = &mut self.scratch.times;
         times.clear();
@@ -324,7 +333,7 @@ impl DayPlan {
 
     /// Sorts drawn steps (in host and seq order, their arrival times in
     /// `scratch.times`) into the plan of `window`; `first` is a per-rank buffer to reuse,
-    /// [`NONE`] throughout.
+    /// [`NO_PLACE`] throughout.
     fn sorted(
         (from, to): (SimTime, SimTime),
         mut drawn: Vec<Held>,
@@ -337,11 +346,11 @@ impl DayPlan {
         order.extend(0..drawn.len() as u32);
         order.sort_unstable_by_key(|&i| (times[i as usize], i));
         slot_of.clear();
-        slot_of.resize(drawn.len(), NONE);
+        slot_of.resize(drawn.len(), NO_PLACE);
         for (slot, &i) in order.iter().enumerate() {
             slot_of[i as usize] = slot as u32;
         }
-        debug_assert!(first.iter().all(|&f| f == NONE));
+        debug_assert!(first.iter().all(|&f| f == NO_PLACE));
         for i in 0..drawn.len() {
             if i == 0 || drawn[i - 1].host != drawn[i].host {
                 first[drawn[i].rank as usize] = slot_of[i];
@@ -378,7 +387,16 @@ impl DayPlan {
     /// The place `slot` points at: itself, or the first step of its rank's host.
     #[inline]
     fn place(&self, slot: Slot) -> Option<u32> {
-        if slot.is_place() { Some(slot.0) } else { self.first.get((slot.0 & !RANK_TAG) as usize).copied() }
+        if slot.is_place() {
+            Some(slot.0)
+        } else {
+            self.first.get((slot.0 & !RANK_TAG) as usize).copied().filter(|&p| p != NO_PLACE)
+        }
+    }
+
+    /// Sampled hosts the plan has ranks for.
+    pub fn ranks(&self) -> usize {
+        self.first.len()
     }
 
     /// The window: the plan holds the arrivals at `from <= t < to`.
@@ -418,13 +436,13 @@ impl DayPlan {
 
 /// Reorders `items` so that `items[k]` becomes the old `items[order[k]]`, by following the
 /// permutation's cycles with swaps: no second copy of a plan that may be tens of MB.
-/// `order` is used up (every entry becomes [`NONE`]).
+/// `order` is used up (every entry becomes [`NO_PLACE`]).
 fn permute_in_place<T>(items: &mut [T], order: &mut [u32]) {
     for start in 0..order.len() {
         let mut k = start;
-        while order[k] != NONE {
+        while order[k] != NO_PLACE {
             let src = order[k] as usize;
-            order[k] = NONE;
+            order[k] = NO_PLACE;
             if src == start {
                 break;
             }
@@ -475,7 +493,8 @@ mod tests {
             let host = HostId::from_index(h);
             let mut at = first_arrival(campus, traffic, streams, host, plan.day());
             let mut seq = 1;
-            // A host outside the sample is looked up under every rank: none holds it.
+            // A host outside the sample is looked up under the next sampled host's rank (or
+            // one past the last): no plan holds it under any.
             let mut slot = Slot::first_of(rank);
             rank += usize::from(in_sample);
             while let Some(now) = at {
@@ -496,7 +515,7 @@ mod tests {
                         // Not held: then no later step of the host is either, and a place
                         // handed over always holds its step.
                         assert!(!slot.is_place(), "host {h} seq {seq}: a slot that does not hold its step");
-                        slot = slot.carried();
+                        slot = slot.handed_on();
                     }
                 }
                 at = next;
@@ -556,7 +575,7 @@ mod tests {
         let mut pieces: Vec<DayPlan> = Vec::new();
         while let Some(p) = drawer.next_piece() {
             assert!(p.len() <= budget, "a piece of {} steps", p.len());
-            // Buffers given back are drawn into again (their host index cleared).
+            // Buffers given back are drawn into again (their rank tables cleared).
             if let Some(done) = pieces.len().checked_sub(2) {
                 drawer.recycle(pieces[done].clone());
             }
@@ -594,7 +613,7 @@ mod tests {
                         }
                         None => {
                             assert!(!slot.is_place(), "host {h} day {day} seq {seq}: a place without its step");
-                            slot.carried()
+                            slot.handed_on()
                         }
                     };
                     at = want.0;

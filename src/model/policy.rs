@@ -548,21 +548,11 @@ impl PolicyEngine {
             m
         };
         let mut filters = Vec::with_capacity(set.policies.len());
-        let mut singled: FxHashSet<u32> = FxHashSet::default();
-        let mut singled_by: FxHashSet<&AddrSpec> = FxHashSet::default();
         for p in &set.policies {
             let mut fs: Vec<(u32, usize, CompiledFilter)> = Vec::new();
             for (ri, r) in p.rules.iter().enumerate() {
                 for f in &set.filter_lists[r.filter_list].filters {
                     let (src, dst) = (resolve(&f.src), resolve(&f.dst));
-                    for (a, m) in [(&f.src, &src), (&f.dst, &dst)] {
-                        // Each set's members once, however many filters name it.
-                        if let (AddrSpec::Role(_) | AddrSpec::Group(..), AddrMatch::Hosts(set)) = (a, m)
-                            && singled_by.insert(a)
-                        {
-                            singled.extend(set.iter());
-                        }
-                    }
                     fs.push((
                         weight(f),
                         ri,
@@ -581,7 +571,7 @@ impl PolicyEngine {
             fs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             filters.push(fs.into_iter().map(|(_, _, f)| f).collect());
         }
-        let class = membership_classes(campus, &filters, &singled);
+        let class = membership_classes(campus, &filters);
         debug_assert_eq!(class.len(), campus.hosts.len());
         let hosts = campus.hosts.iter().zip(class).map(|(h, class)| HostEntry { addr: h.addr, class }).collect();
         PolicyEngine { filters, hosts, cache: FxHashMap::default() }
@@ -654,10 +644,11 @@ impl PolicyEngine {
 /// sets as the rest of its subnet, so those are worked out once per subnet.
 ///
 /// Set by set, not host by host: each prefix finds the subnets it covers by binary search,
-/// so a compile costs about (subnets + hosts + prefixes), where testing every subnet
-/// against every set grew with the square of the campus (a rollout's subnet lists grow
-/// with it, and the engine is compiled at each of about sixty policy changes).
-fn membership_classes(campus: &Campus, filters: &[Vec<CompiledFilter>], singled: &FxHashSet<u32>) -> Vec<u32> {
+/// so a compile costs about (subnets + hosts + prefixes) lookups, plus a bit per set for
+/// each subnet (a word per 64 sets), where testing every subnet against every set grew
+/// with the square of the campus (a rollout's subnet lists grow with it, and the engine is
+/// compiled at each of about sixty policy changes).
+fn membership_classes(campus: &Campus, filters: &[Vec<CompiledFilter>]) -> Vec<u32> {
     let sets = distinct_sets(filters);
     let words = sets.len().div_ceil(64);
     let subnets = &campus.subnets;
@@ -694,6 +685,8 @@ fn membership_classes(campus: &Campus, filters: &[Vec<CompiledFilter>], singled:
             AddrMatch::Any | AddrMatch::Me => unreachable!("not an address set"),
         }
     }
+    // The addresses that host sets name: their hosts are worked out one by one.
+    let singled: FxHashSet<u32> = host_sets.iter().flat_map(|(_, set)| set.iter().copied()).collect();
     let mut interned: FxHashMap<Vec<u64>, u32> = FxHashMap::default();
     let mut by_subnet: Vec<Option<u32>> = vec![None; subnets.len()];
     let mut bits = vec![0u64; words];
@@ -950,23 +943,26 @@ mod tests {
             .collect()
     }
 
-    /// A filter end built around subnet `i`: its prefix lengthened by `d` bits (a prefix
-    /// inside it, at `r`) or shortened (one holding it and its neighbours), a list of
-    /// subnet prefixes, or a few hosts.
-    fn end(campus: &Campus, kind: u8, i: usize, d: i8, r: u32, hosts: &[usize]) -> AddrMatch {
+    /// Subnet `i`'s prefix lengthened by `d` bits (a prefix inside it, at `r`) or shortened
+    /// (one holding it and its neighbours), as (network, mask).
+    fn around(campus: &Campus, i: usize, d: i8, r: u32) -> (u32, u32) {
         let sub = &campus.subnets[i % campus.subnets.len()].prefix;
         let len = (i16::from(sub.prefix_len()) + i16::from(d)).clamp(0, 32) as u8;
-        let net = (u32::from(sub.network()) | (r & !mask(sub.prefix_len()))) & mask(len);
+        ((u32::from(sub.network()) | (r & !mask(sub.prefix_len()))) & mask(len), mask(len))
+    }
+
+    /// A filter end: a prefix around subnet `i`, a list of prefixes around the subnets
+    /// `others`, or the hosts `others`.
+    fn end(campus: &Campus, kind: u8, i: usize, d: i8, r: u32, others: &[usize]) -> AddrMatch {
         match kind {
-            0 => AddrMatch::Prefix { net, mask: mask(len) },
+            0 => {
+                let (net, mask) = around(campus, i, d, r);
+                AddrMatch::Prefix { net, mask }
+            }
             1 => AddrMatch::Prefixes(Rc::new(
-                hosts
-                    .iter()
-                    .map(|&j| campus.subnets[j % campus.subnets.len()].prefix)
-                    .map(|p| (u32::from(p.network()), mask(p.prefix_len())))
-                    .collect(),
+                others.iter().map(|&j| around(campus, j, d, r.rotate_left(j as u32))).collect(),
             )),
-            _ => AddrMatch::Hosts(Rc::new(hosts.iter().map(|&j| campus.hosts[j % campus.hosts.len()].addr).collect())),
+            _ => AddrMatch::Hosts(Rc::new(others.iter().map(|&j| campus.hosts[j % campus.hosts.len()].addr).collect())),
         }
     }
 
@@ -983,7 +979,8 @@ mod tests {
         ) {
             let campus = campus();
             let ends: Vec<AddrMatch> = specs.iter().map(|(k, i, d, r, h)| end(campus, *k, *i, *d, *r, h)).collect();
-            // Half the ends named twice, as a policy's filter lists do.
+            // A policy per pair of ends: each end as a destination, and the pair's second
+            // to its first, so that most ends are named twice, as filter lists do.
             let filters: Vec<Vec<CompiledFilter>> = ends
                 .chunks(2)
                 .map(|pair| {
@@ -993,12 +990,7 @@ mod tests {
                     pair.iter().map(|e| f(&AddrMatch::Any, e)).chain(pair.get(1).map(|e| f(e, &pair[0]))).collect()
                 })
                 .collect();
-            let singled: FxHashSet<u32> = ends
-                .iter()
-                .filter_map(|e| if let AddrMatch::Hosts(h) = e { Some(h.iter().copied()) } else { None })
-                .flatten()
-                .collect();
-            prop_assert_eq!(membership_classes(campus, &filters, &singled), classes_by_scan(campus, &filters));
+            prop_assert_eq!(membership_classes(campus, &filters), classes_by_scan(campus, &filters));
         }
     }
 }

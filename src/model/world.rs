@@ -531,7 +531,9 @@ impl<'a, O: Observer> World<'a, O> {
     fn arrival(&mut self, host: HostId, seq: u32, slot: Slot, now: SimTime, queue: &mut EventQueue<Event>) {
         let planned = self.planned(host, seq, slot, now);
         let ((next, session), next_slot) = planned.unwrap_or_else(|| {
-            (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), slot.carried())
+            // A place is handed over by the plan that holds its step, and only within it.
+            debug_assert!(!slot.is_place(), "host {host:?} seq {seq}: a place without its step");
+            (arrival_step(self.campus, self.traffic, &self.streams, host, seq, now), slot.handed_on())
         });
         if let Some(t) = next {
             queue.push(t, class::ARRIVAL, Event::Arrival { host, seq: seq + 1, slot: next_slot });
@@ -549,10 +551,12 @@ impl<'a, O: Observer> World<'a, O> {
         while self.plan.as_ref().is_none_or(|p| p.ends_by(now)) {
             let next = self.plan_source.as_mut()?;
             self.plan = next(self.plan.take());
-            if self.plan.is_none() {
+            let Some(plan) = &self.plan else {
                 self.plan_source = None;
                 return None;
-            }
+            };
+            // The drawer ranks the hosts of the same sample as `start_day` does.
+            debug_assert_eq!(plan.ranks(), self.campaign.sampled.iter().filter(|s| **s).count());
         }
         self.plan.as_ref().filter(|p| p.covers(now))?.step(host, seq, slot)
     }

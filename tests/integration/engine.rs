@@ -563,12 +563,15 @@ fn bench_scaling_reports_each_size_once_from_its_repeated_runs() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["repeat"], 2);
     let sizes = r["sizes"].as_array().unwrap();
-    let factors: Vec<f64> = sizes.iter().map(|s| s["factor"].as_f64().unwrap()).collect();
-    assert_eq!(factors, [0.5, 1.0]);
+    let factors: Vec<(f64, u64)> =
+        sizes.iter().map(|s| (s["factor"].as_f64().unwrap(), s["runs"].as_u64().unwrap())).collect();
+    assert_eq!(factors, [(0.5, 2), (1.0, 2)]);
     let hosts: Vec<u64> = sizes.iter().map(|s| s["hosts"].as_u64().unwrap()).collect();
     assert!(hosts[1] > hosts[0] * 3 / 2, "{hosts:?}");
     assert!(r["exponent_sim_s"].as_f64().unwrap().is_finite());
-    let refused = crate::common::domiso(&["bench", "scaling", "--repeat", "0"]);
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--repeat"));
+    for (bad, named) in [("--repeat=0", "--repeat"), ("--factors=1,1", "--factors")] {
+        let refused = crate::common::domiso(&["bench", "scaling", bad]);
+        assert_eq!(refused.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(named), "{bad}");
+    }
 }
