@@ -556,7 +556,7 @@ impl<'a, O: Observer> World<'a, O> {
                 return None;
             };
             // The drawer ranks the hosts of the same sample as `start_day` does.
-            debug_assert_eq!(plan.ranks(), self.campaign.sampled.iter().filter(|s| **s).count());
+            debug_assert_eq!(plan.ranks(), sampled_hosts(&self.campaign.sampled).count());
         }
         self.plan.as_ref().filter(|p| p.covers(now))?.step(host, seq, slot)
     }
