@@ -16,6 +16,7 @@
 //!   connection outcome the white paper and DOMAIN.md section 2-3 describe. It never draws
 //!   random numbers and never looks at existing SAs (that is `sa.rs`).
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::rc::Rc;
 
@@ -26,6 +27,9 @@ use super::campus::{Campus, GroupSet, SubnetPurpose};
 use super::ids::{DomainId, GroupId, HostId};
 use super::kinds::{ClientCategory, HostKind, Os, Role};
 use crate::engine::SimDuration;
+
+mod filter_index;
+use filter_index::FilterIndex;
 
 /// Negotiation mode of a Negotiate Security filter action [DOMAIN 2].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -498,6 +502,9 @@ struct HostEntry {
 #[derive(Default)]
 pub struct PolicyEngine {
     filters: Vec<Vec<CompiledFilter>>,
+    /// Per policy: its filters by the prefixes their addresses must lie in, made at the
+    /// policy's first decision (a version's engine decides for only some of its policies).
+    index: Vec<OnceCell<FilterIndex>>,
     /// Per host: its address and its class (a few dozen distinct values: u32 halves what
     /// a run keeps per version), side by side, so that a connection's lookup of either
     /// end is one cache line, not two.
@@ -574,14 +581,20 @@ impl PolicyEngine {
         let class = membership_classes(campus, &filters);
         debug_assert_eq!(class.len(), campus.hosts.len());
         let hosts = campus.hosts.iter().zip(class).map(|(h, class)| HostEntry { addr: h.addr, class }).collect();
-        PolicyEngine { filters, hosts, cache: FxHashMap::default() }
+        let index = filters.iter().map(|_| OnceCell::new()).collect();
+        PolicyEngine { filters, index, hosts, cache: FxHashMap::default() }
     }
 
     /// The rule of `policy` that decides `packet` on the host whose address is `me` (one of
     /// the packet's two), without the cache.
     pub fn match_uncached(&self, policy: u16, me: u32, packet: Packet, service: Service) -> Option<u16> {
-        self.filters[policy as usize]
-            .iter()
+        let filters = &self.filters[policy as usize];
+        let mut candidates = Vec::new();
+        let index = self.index[policy as usize].get_or_init(|| FilterIndex::new(filters));
+        index.candidates(packet.src, packet.dst, &mut candidates);
+        candidates
+            .into_iter()
+            .map(|i| &filters[i as usize])
             .find(|f| f.matches(me, packet.src, packet.dst, service.protocol, service.port))
             .map(|f| f.rule)
     }
@@ -991,6 +1004,54 @@ mod tests {
                 })
                 .collect();
             prop_assert_eq!(membership_classes(campus, &filters), classes_by_scan(campus, &filters));
+        }
+
+        /// Found through the prefix index, a packet's rule is the first filter's, in the
+        /// policy's order, that matches it: any packet, any mix of filter ends.
+        #[test]
+        fn indexed_matching_finds_the_first_matching_filter(
+            specs in proptest::collection::vec(
+                (
+                    (0u8..5, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
+                    (0u8..5, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
+                    any::<bool>(),
+                    proptest::option::of(prop_oneof![Just(6u8), Just(17u8)]),
+                    proptest::option::of(prop_oneof![Just(80u16), Just(445u16)]),
+                ),
+                0..40,
+            ),
+            packets in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u32>(), any::<bool>(), any::<bool>()), 1..40),
+        ) {
+            let campus = campus();
+            let end = |(k, i, d, r, h): &(u8, usize, i8, u32, Vec<usize>)| match k {
+                3 => AddrMatch::Any,
+                4 => AddrMatch::Me,
+                _ => end(campus, *k, *i, *d, *r, h),
+            };
+            let filters: Vec<CompiledFilter> = specs
+                .iter()
+                .enumerate()
+                .map(|(rule, (src, dst, mirrored, protocol, port))| CompiledFilter {
+                    rule: rule as u16, src: end(src), dst: end(dst), mirrored: *mirrored, protocol: *protocol, port: *port,
+                })
+                .collect();
+            let engine = PolicyEngine {
+                index: vec![OnceCell::new()],
+                filters: vec![filters.clone()],
+                ..PolicyEngine::default()
+            };
+            for &(a, b, foreign, outbound, tcp) in &packets {
+                let host = |j: usize| campus.hosts[j % campus.hosts.len()].addr;
+                // Now and then an address near a host's but no host's.
+                let (me, peer) = (host(a), if foreign % 4 == 0 { host(b) ^ (foreign >> 8 & 0xff) } else { host(b) });
+                let packet = if outbound { Packet { src: me, dst: peer } } else { Packet { src: peer, dst: me } };
+                let service = Service { protocol: if tcp { 6 } else { 17 }, port: if foreign % 3 == 0 { 80 } else { 445 } };
+                let by_scan = filters
+                    .iter()
+                    .find(|f| f.matches(me, packet.src, packet.dst, service.protocol, service.port))
+                    .map(|f| f.rule);
+                prop_assert_eq!(engine.match_uncached(0, me, packet, service), by_scan);
+            }
         }
     }
 }

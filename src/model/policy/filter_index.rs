@@ -1,0 +1,81 @@
+//! Which of a policy's filters can match a packet, found by the packet's addresses instead
+//! of by trying every filter.
+//!
+//! A policy's filters are tried heaviest first and the first match decides. Phase 1 adds a
+//! filter per subnet to a list (`any <-> subnet`), so a policy ends up with about as many
+//! filters as the campus has subnets, and trying them one by one made each decision the
+//! cache misses grow with the campus (and the misses grow with it too). A filter with a
+//! prefix end can only match a packet one of whose addresses lies in that prefix: its
+//! source, or for a mirrored filter its destination, and the other end likewise. So each
+//! such filter is filed under its prefix (under each prefix of a list), and a packet's
+//! candidates are the filters filed under the prefixes that hold either of its addresses,
+//! one hash lookup per prefix length in use and address, with the filters that have no
+//! prefix end, all tried in the policy's order. The first candidate that matches is the
+//! first filter that matches, since no other filter can.
+
+use rustc_hash::FxHashMap;
+
+use super::{AddrMatch, CompiledFilter, mask};
+
+/// The filters of one policy, by the prefixes their addresses must lie in.
+#[derive(Default)]
+pub(super) struct FilterIndex {
+    /// Positions of filters in the policy's order, by (network, prefix length) of the end
+    /// they are filed under.
+    by_prefix: FxHashMap<(u32, u8), Vec<u32>>,
+    /// The prefix lengths `by_prefix` holds.
+    lengths: Vec<u8>,
+    /// Filters with no prefix end (`any`, `me`, host sets at both ends): always candidates.
+    always: Vec<u32>,
+}
+
+impl FilterIndex {
+    pub(super) fn new(filters: &[CompiledFilter]) -> FilterIndex {
+        let mut index = FilterIndex::default();
+        for (i, f) in filters.iter().enumerate() {
+            let i = i as u32;
+            // Filed under one end only: a match needs both ends to hold an address, so
+            // either end's prefixes find every packet it can match.
+            match (&f.src, &f.dst) {
+                (AddrMatch::Prefix { net, mask }, _) | (_, AddrMatch::Prefix { net, mask }) => {
+                    index.file(i, *net, *mask)
+                }
+                (AddrMatch::Prefixes(v), _) | (_, AddrMatch::Prefixes(v)) => {
+                    v.iter().for_each(|&(net, m)| index.file(i, net, m))
+                }
+                _ => index.always.push(i),
+            }
+        }
+        index
+    }
+
+    /// Files filter `i` under the prefix (`net`, `m`).
+    fn file(&mut self, i: u32, net: u32, m: u32) {
+        let len = m.leading_ones() as u8;
+        let filed = self.by_prefix.entry((net & m, len)).or_default();
+        // A list may name a prefix twice: file the filter once.
+        if filed.last() != Some(&i) {
+            filed.push(i);
+        }
+        if !self.lengths.contains(&len) {
+            self.lengths.push(len);
+        }
+    }
+
+    /// The positions of the filters that can match a packet between `a` and `b` (either
+    /// way), in the policy's order, into `out` (cleared first).
+    pub(super) fn candidates(&self, a: u32, b: u32, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for &len in &self.lengths {
+            let m = mask(len);
+            let (ka, kb) = ((a & m, len), (b & m, len));
+            out.extend(self.by_prefix.get(&ka).into_iter().flatten());
+            if kb != ka {
+                out.extend(self.by_prefix.get(&kb).into_iter().flatten());
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}
