@@ -109,9 +109,43 @@ pub struct Topology {
     pub site_node: Vec<NodeIndex>,
     pub building_node: Vec<NodeIndex>,
     /// LAN link of each building.
-    pub building_link: Vec<LinkId>,
-    /// Each site's links towards headquarters, lowest first (empty for headquarters).
-    pub site_uplinks: Vec<Vec<LinkId>>,
+    building_uplink: Vec<Uplink>,
+    /// Each site's links towards headquarters, lowest first (none for headquarters).
+    site_uplinks: Vec<SiteUplinks>,
+}
+
+/// A link towards headquarters with its latency, side by side: [`Topology::route`] reads
+/// one of these per end and one [`SiteUplinks`] per site, each a single cache line, instead
+/// of the link records and a list on the heap.
+#[derive(Copy, Clone, Debug)]
+struct Uplink {
+    link: LinkId,
+    latency: SimDuration,
+}
+
+/// A site's links towards headquarters, lowest first: a branch's WAN link and its hub's
+/// backbone link, a hub's backbone link, or none at headquarters.
+#[derive(Copy, Clone, Debug)]
+struct SiteUplinks {
+    /// The first `len` are the site's; the rest are never read.
+    links: [Uplink; 2],
+    len: u8,
+}
+
+impl SiteUplinks {
+    fn of(topo: &Topology, links: &[LinkId]) -> SiteUplinks {
+        let unused = Uplink { link: LinkId::from_index(0), latency: SimDuration::ZERO };
+        let mut up = SiteUplinks { links: [unused; 2], len: 0 };
+        for &link in links {
+            up.links[up.len as usize] = Uplink { link, latency: topo.links[link.index()].latency };
+            up.len += 1;
+        }
+        up
+    }
+
+    fn as_slice(&self) -> &[Uplink] {
+        &self.links[..self.len as usize]
+    }
 }
 
 impl Topology {
@@ -134,7 +168,7 @@ impl Topology {
                 lower: n,
                 upper,
             });
-            topo.building_link.push(id);
+            topo.building_uplink.push(Uplink { link: id, latency: t.lan_latency });
         }
         let draw = |lo: SimDuration, hi: SimDuration, rng: &mut rand_chacha::ChaCha8Rng| {
             if hi > lo { SimDuration::from_nanos(rng.random_range(lo.as_nanos()..=hi.as_nanos())) } else { lo }
@@ -156,11 +190,13 @@ impl Topology {
                 hub_uplink[si] = Some(id);
             }
         }
-        topo.site_uplinks = vec![Vec::new(); campus.sites.len()];
+        topo.site_uplinks = vec![SiteUplinks::of(&topo, &[]); campus.sites.len()];
         for (si, s) in campus.sites.iter().enumerate() {
             match s.kind {
                 SiteKind::Hq => {}
-                SiteKind::Hub => topo.site_uplinks[si] = vec![hub_uplink[si].expect("hub has a backbone link")],
+                SiteKind::Hub => {
+                    topo.site_uplinks[si] = SiteUplinks::of(&topo, &[hub_uplink[si].expect("hub has a backbone link")])
+                }
                 SiteKind::Branch => {
                     let hub = campus.regions[s.region.index()].hub.index();
                     let mut rng = streams.stream(StreamKey::new(entity::SITE, si as u32, purpose::LINKS, 0));
@@ -183,11 +219,8 @@ impl Topology {
                         lower: topo.site_node[si],
                         upper: topo.site_node[hub],
                     });
-                    let mut chain = vec![id];
-                    if let Some(b) = hub_uplink[hub] {
-                        chain.push(b);
-                    }
-                    topo.site_uplinks[si] = chain;
+                    let chain: Vec<LinkId> = std::iter::once(id).chain(hub_uplink[hub]).collect();
+                    topo.site_uplinks[si] = SiteUplinks::of(&topo, &chain);
                 }
             }
         }
@@ -211,26 +244,29 @@ impl Topology {
         if a == b {
             return r;
         }
-        let la = self.building_link[a.index()];
-        r.push(Hop { link: la, up: true }, self.links[la.index()].latency);
+        let la = self.building_uplink[a.index()];
+        r.push(Hop { link: la.link, up: true }, la.latency);
         if sa != sb {
-            let ua = &self.site_uplinks[sa.index()];
-            let ub = &self.site_uplinks[sb.index()];
+            let ua = self.site_uplinks[sa.index()].as_slice();
+            let ub = self.site_uplinks[sb.index()].as_slice();
             // Links shared by both chains (the common path to HQ) are not crossed. Both
             // chains end at HQ, so the shared links form a common suffix.
             let mut shared = 0;
-            while shared < ua.len() && shared < ub.len() && ua[ua.len() - 1 - shared] == ub[ub.len() - 1 - shared] {
+            while shared < ua.len()
+                && shared < ub.len()
+                && ua[ua.len() - 1 - shared].link == ub[ub.len() - 1 - shared].link
+            {
                 shared += 1;
             }
-            for &l in &ua[..ua.len() - shared] {
-                r.push(Hop { link: l, up: true }, self.links[l.index()].latency);
+            for u in &ua[..ua.len() - shared] {
+                r.push(Hop { link: u.link, up: true }, u.latency);
             }
-            for &l in ub[..ub.len() - shared].iter().rev() {
-                r.push(Hop { link: l, up: false }, self.links[l.index()].latency);
+            for u in ub[..ub.len() - shared].iter().rev() {
+                r.push(Hop { link: u.link, up: false }, u.latency);
             }
         }
-        let lb = self.building_link[b.index()];
-        r.push(Hop { link: lb, up: false }, self.links[lb.index()].latency);
+        let lb = self.building_uplink[b.index()];
+        r.push(Hop { link: lb.link, up: false }, lb.latency);
         r
     }
 }
