@@ -13,8 +13,12 @@
 //! wall time, CPU time and RSS with it): another load on
 //! the machine only ever slows a run, so the fastest is the one least disturbed, and the
 //! exponents of a busy machine move less. Last, in this process, the hold benchmark of
-//! the bare [`EventQueue`](crate::engine::queue::EventQueue) at the mean number of pending
-//! events of the factor-1 run, and the model's event rate as a share of it.
+//! the bare [`EventQueue`](crate::engine::queue::EventQueue) at each size's mean number of
+//! pending events (the fastest of `repeat` runs), the model's event rate as a share of it,
+//! and the exponent of the bare queue's time for each size's events: what a model that
+//! cost the queue's time times a constant per event would show, so the share of the loop's
+//! exponent that the queue's own growth (a fuller queue, a larger working set) accounts
+//! for.
 //!
 //! This module is a tool, not model code: it spawns processes, reads files and times things.
 
@@ -54,6 +58,11 @@ pub struct SizeRow {
     pub rss_bytes_per_host: u64,
     pub pending_mean: u64,
     pub sa_bytes_per_live_sa: Option<u64>,
+    /// The bare queue's rate at this size's mean pending count (the fastest of `repeat`
+    /// hold benchmarks).
+    pub engine_events_per_s: f64,
+    /// The loop's event rate as a share of `engine_events_per_s`.
+    pub model_to_engine_rate: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,6 +79,9 @@ pub struct ScalingReport {
     pub exponent_sim_cpu_s: Option<f64>,
     pub exponent_wall_s: f64,
     pub exponent_peak_rss: f64,
+    /// Slope of ln(each size's events / the bare queue's rate at its pending count): the
+    /// queue's own share of `exponent_sim_s`.
+    pub exponent_engine_s: f64,
     /// The bare queue at the factor-1 run's mean pending count, and the model's loop rate
     /// as a share of it.
     pub engine_pending: usize,
@@ -151,10 +163,15 @@ pub fn run(
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
+    for row in &mut sizes {
+        let pending = (row.pending_mean as usize).max(1);
+        progress(&format!("bare queue at {pending} pending (factor {})", row.factor));
+        row.engine_events_per_s = (0..repeat)
+            .map(|_| bench::hold_benchmark(pending, engine_events, 1).domiso_events_per_s)
+            .fold(0.0, f64::max);
+        row.model_to_engine_rate = row.sim_events_per_s / row.engine_events_per_s;
+    }
     let at_one = sizes.iter().find(|r| r.factor == 1.0).expect("factor 1 is required above");
-    let pending = (at_one.pending_mean as usize).max(1);
-    progress(&format!("bare queue at {pending} pending"));
-    let hold = bench::hold_benchmark(pending, engine_events, 1);
     let fit =
         |y: &dyn Fn(&SizeRow) -> f64| log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, y(r))).collect::<Vec<_>>());
     Ok(ScalingReport {
@@ -168,9 +185,10 @@ pub fn run(
             .then(|| fit(&|r| r.sim_cpu_s.unwrap_or_default())),
         exponent_wall_s: fit(&|r| r.wall_s),
         exponent_peak_rss: fit(&|r| r.peak_rss_bytes as f64),
-        engine_pending: pending,
-        engine_events_per_s: hold.domiso_events_per_s,
-        model_to_engine_rate: at_one.sim_events_per_s / hold.domiso_events_per_s,
+        exponent_engine_s: fit(&|r| r.events as f64 / r.engine_events_per_s),
+        engine_pending: (at_one.pending_mean as usize).max(1),
+        engine_events_per_s: at_one.engine_events_per_s,
+        model_to_engine_rate: at_one.model_to_engine_rate,
         sizes,
     })
 }
@@ -209,6 +227,9 @@ fn read_row(factor: f64, manifest: &Path) -> Result<SizeRow, ScalingError> {
         rss_bytes_per_host: num("rss_bytes_per_host").unwrap_or(0.0) as u64,
         pending_mean: need("pending_mean")? as u64,
         sa_bytes_per_live_sa: num("sa_bytes_per_live_sa").map(|v| v as u64),
+        // Measured once every size has run (see `run`).
+        engine_events_per_s: 0.0,
+        model_to_engine_rate: 0.0,
     })
 }
 
@@ -231,13 +252,25 @@ pub fn render_text(r: &ScalingReport) -> String {
     let _ = writeln!(s, "scaling of {} ({days}), {runs}, each a child process:", r.scenario);
     let _ = writeln!(
         s,
-        "{:>6} {:>9} {:>12} {:>9} {:>10} {:>12} {:>9} {:>10} {:>10} {:>9}",
-        "factor", "hosts", "events", "loop s", "loop cpu", "events/s", "wall s", "peak RSS", "B/host", "B/SA"
+        "{:>6} {:>9} {:>12} {:>9} {:>10} {:>12} {:>9} {:>10} {:>10} {:>9} {:>9} {:>12} {:>9}",
+        "factor",
+        "hosts",
+        "events",
+        "loop s",
+        "loop cpu",
+        "events/s",
+        "wall s",
+        "peak RSS",
+        "B/host",
+        "B/SA",
+        "pending",
+        "queue ev/s",
+        "of queue"
     );
     for x in &r.sizes {
         let _ = writeln!(
             s,
-            "{:>6} {:>9} {:>12} {:>9.2} {:>10} {:>12.0} {:>9.2} {:>9.0}M {:>10} {:>9}",
+            "{:>6} {:>9} {:>12} {:>9.2} {:>10} {:>12.0} {:>9.2} {:>9.0}M {:>10} {:>9} {:>9} {:>12.0} {:>9.3}",
             x.factor,
             x.hosts,
             x.events,
@@ -247,7 +280,10 @@ pub fn render_text(r: &ScalingReport) -> String {
             x.wall_s,
             x.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             x.rss_bytes_per_host,
-            x.sa_bytes_per_live_sa.map_or("-".to_string(), |b| b.to_string())
+            x.sa_bytes_per_live_sa.map_or("-".to_string(), |b| b.to_string()),
+            x.pending_mean,
+            x.engine_events_per_s,
+            x.model_to_engine_rate
         );
     }
     let _ = writeln!(
@@ -257,6 +293,11 @@ pub fn render_text(r: &ScalingReport) -> String {
         r.exponent_sim_cpu_s.map_or("-".to_string(), |e| format!("{e:.3}")),
         r.exponent_wall_s,
         r.exponent_peak_rss
+    );
+    let _ = writeln!(
+        s,
+        "the bare queue's time for each size's events at its pending count grows with exponent {:.3} (the queue's own share of the loop's)",
+        r.exponent_engine_s
     );
     let _ = writeln!(
         s,
@@ -304,6 +345,8 @@ mod tests {
             rss_bytes_per_host: 1,
             pending_mean: 1,
             sa_bytes_per_live_sa: None,
+            engine_events_per_s: 0.0,
+            model_to_engine_rate: 0.0,
         }
     }
 

@@ -569,6 +569,18 @@ fn bench_scaling_reports_each_size_once_from_its_repeated_runs() {
     let hosts: Vec<u64> = sizes.iter().map(|s| s["hosts"].as_u64().unwrap()).collect();
     assert!(hosts[1] > hosts[0] * 3 / 2, "{hosts:?}");
     assert!(r["exponent_sim_s"].as_f64().unwrap().is_finite());
+    // The bare queue measured at each size's own pending count, the larger size's the
+    // larger, and factor 1's is the one the report's summary quotes.
+    let pending: Vec<u64> = sizes.iter().map(|s| s["pending_mean"].as_u64().unwrap()).collect();
+    assert!(pending[1] > pending[0], "{pending:?}");
+    for s in sizes {
+        let (queue, share) = (s["engine_events_per_s"].as_f64().unwrap(), s["model_to_engine_rate"].as_f64().unwrap());
+        assert!(queue > 0.0 && share > 0.0, "{s}");
+        assert!((share - s["sim_events_per_s"].as_f64().unwrap() / queue).abs() < 1e-9 * share, "{s}");
+    }
+    assert_eq!(r["engine_events_per_s"], sizes[1]["engine_events_per_s"]);
+    assert_eq!(r["engine_pending"], sizes[1]["pending_mean"]);
+    assert!(r["exponent_engine_s"].as_f64().unwrap().is_finite());
     for (bad, named) in [("--repeat=0", "--repeat"), ("--factors=1,1", "--factors")] {
         let refused = crate::common::domiso(&["bench", "scaling", bad]);
         assert_eq!(refused.status.code(), Some(2), "{bad}");
