@@ -262,15 +262,28 @@ pub fn hold_benchmark(pending: usize, events: u64, seed: u64) -> HoldReport {
     hold_benchmark_with(pending, events, seed, Increments::DEFAULT)
 }
 
-/// The hold benchmark with a chosen increment distribution (same panics as
-/// [`hold_benchmark`]).
-pub fn hold_benchmark_with(pending: usize, events: u64, seed: u64, increments: Increments) -> HoldReport {
+/// The rate of domiso's queue alone in the [`hold_benchmark`] (same warm-up, increments
+/// and panics), for a caller that compares the model with it and has no use for the other
+/// queues' times.
+pub fn queue_rate(pending: usize, events: u64, seed: u64) -> f64 {
+    let (warmup, incs) = hold_setup(pending, events, seed, Increments::DEFAULT);
+    measure::<EventQueue<HoldPayload>>(pending, warmup, events, &incs).0
+}
+
+/// The hold benchmark's warm-up count and increments: a warm-up of as many events as are
+/// pending (at most `events`), so that the timed ones meet a queue in its steady state.
+fn hold_setup(pending: usize, events: u64, seed: u64, increments: Increments) -> (u64, Vec<u64>) {
     assert!(pending > 0, "the hold benchmark needs at least one pending event");
     let warmup = events.min(pending as u64);
     let wanted = (pending as u64).saturating_add(warmup).saturating_add(events);
     let count = usize::try_from(wanted).unwrap_or(usize::MAX).min(MAX_INCREMENTS);
-    let incs = hold_increments(count, seed, increments);
+    (warmup, hold_increments(count, seed, increments))
+}
 
+/// The hold benchmark with a chosen increment distribution (same panics as
+/// [`hold_benchmark`]).
+pub fn hold_benchmark_with(pending: usize, events: u64, seed: u64, increments: Increments) -> HoldReport {
+    let (warmup, incs) = hold_setup(pending, events, seed, increments);
     let (domiso, c1) = measure::<EventQueue<HoldPayload>>(pending, warmup, events, &incs);
     let (binary, c2) = measure::<StdBinaryHeap>(pending, warmup, events, &incs);
     let (radix, c3) = measure::<RadixHeap>(pending, warmup, events, &incs);

@@ -223,7 +223,8 @@ pub enum BenchCommand {
     },
     /// A scenario run at several campus sizes (clients, users and sites times each
     /// factor), one child process each: loop time, wall time, peak RSS, RSS per host, SA
-    /// table bytes per live SA, scaling exponents; then the bare queue at the same load.
+    /// table bytes per live SA, scaling exponents; then the bare queue at each size's load
+    /// (its mean pending count).
     Scaling {
         /// Scenario file (default: the built-in white-paper campus). An SA day such as
         /// scenarios/secure-request-day.toml measures the model at full traffic; the default
@@ -239,7 +240,7 @@ pub enum BenchCommand {
         /// reported, its other figures with it (steadier exponents on a busy machine).
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Hold operations timed on the bare queue.
+        /// Hold operations timed on the bare queue, per size and repeat.
         #[arg(long, default_value_t = 3_000_000)]
         engine_events: u64,
         /// Also write the report as JSON to this file.

@@ -490,7 +490,8 @@ struct HostEntry {
 }
 
 /// Policies compiled for fast matching on one campus: filters sorted by weight, address
-/// sets resolved, and a cache of decisions per (policy, address classes, service).
+/// sets resolved, filters indexed by prefix (see `filter_index`), and a cache of decisions
+/// per (policy, address classes, service).
 ///
 /// Address classes: a filter end is `any`, `me`, or a set of addresses, so whether a
 /// filter matches a flow depends only on which of the policies' address sets hold each
@@ -1007,13 +1008,15 @@ mod tests {
         }
 
         /// Found through the prefix index, a packet's rule is the first filter's, in the
-        /// policy's order, that matches it: any packet, any mix of filter ends.
+        /// policy's order, that matches it: any packet, any mix of filter ends. The ends and
+        /// packets are drawn around a pool of 16 hosts, so that host sets and long prefixes
+        /// hold the packets' addresses often.
         #[test]
         fn indexed_matching_finds_the_first_matching_filter(
             specs in proptest::collection::vec(
                 (
-                    (0u8..5, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
-                    (0u8..5, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
+                    (0u8..7, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
+                    (0u8..7, any::<usize>(), -6i8..=6, any::<u32>(), proptest::collection::vec(any::<usize>(), 0..6)),
                     any::<bool>(),
                     proptest::option::of(prop_oneof![Just(6u8), Just(17u8)]),
                     proptest::option::of(prop_oneof![Just(80u16), Just(445u16)]),
@@ -1023,16 +1026,29 @@ mod tests {
             packets in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u32>(), any::<bool>(), any::<bool>()), 1..40),
         ) {
             let campus = campus();
-            let end = |(k, i, d, r, h): &(u8, usize, i8, u32, Vec<usize>)| match k {
+            let pool = |j: usize| &campus.hosts[(j % 16) * (campus.hosts.len() / 16)];
+            // A prefix around a pool host's subnet, lengthened around the host itself half
+            // the time.
+            let near = |j: usize, d: i8, r: u32| {
+                around(campus, pool(j).subnet.index(), d, if r % 2 == 0 { pool(j).addr } else { r })
+            };
+            let filter_end = |(k, i, d, r, h): &(u8, usize, i8, u32, Vec<usize>)| match k {
+                0 => {
+                    let (net, mask) = near(*i, *d, *r);
+                    AddrMatch::Prefix { net, mask }
+                }
+                1 => AddrMatch::Prefixes(Rc::new(h.iter().map(|&j| near(j, *d, r.rotate_left(j as u32))).collect())),
+                2 => AddrMatch::Hosts(Rc::new(h.iter().map(|&j| pool(j).addr).collect())),
                 3 => AddrMatch::Any,
                 4 => AddrMatch::Me,
-                _ => end(campus, *k, *i, *d, *r, h),
+                5 => AddrMatch::Prefix { net: 0, mask: 0 },
+                _ => AddrMatch::Prefix { net: pool(*i).addr, mask: u32::MAX },
             };
             let filters: Vec<CompiledFilter> = specs
                 .iter()
                 .enumerate()
                 .map(|(rule, (src, dst, mirrored, protocol, port))| CompiledFilter {
-                    rule: rule as u16, src: end(src), dst: end(dst), mirrored: *mirrored, protocol: *protocol, port: *port,
+                    rule: rule as u16, src: filter_end(src), dst: filter_end(dst), mirrored: *mirrored, protocol: *protocol, port: *port,
                 })
                 .collect();
             let engine = PolicyEngine {
@@ -1041,9 +1057,9 @@ mod tests {
                 ..PolicyEngine::default()
             };
             for &(a, b, foreign, outbound, tcp) in &packets {
-                let host = |j: usize| campus.hosts[j % campus.hosts.len()].addr;
                 // Now and then an address near a host's but no host's.
-                let (me, peer) = (host(a), if foreign % 4 == 0 { host(b) ^ (foreign >> 8 & 0xff) } else { host(b) });
+                let me = pool(a).addr;
+                let peer = if foreign % 4 == 0 { pool(b).addr ^ (foreign >> 8 & 0xff) } else { pool(b).addr };
                 let packet = if outbound { Packet { src: me, dst: peer } } else { Packet { src: peer, dst: me } };
                 let service = Service { protocol: if tcp { 6 } else { 17 }, port: if foreign % 3 == 0 { 80 } else { 445 } };
                 let by_scan = filters

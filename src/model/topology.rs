@@ -6,6 +6,7 @@
 //! - The graph is a tree rooted at headquarters, so the route between two buildings is
 //!   unique; [`Topology::route`] computes it in O(1) from each site's uplink chain and
 //!   agrees with a shortest-path search on the graph (tested).
+//! - Links are fixed once built: routes keep copies of their latencies.
 //! - Each link has an "up" direction (towards headquarters); [`Hop::up`] says whether a
 //!   route crosses it that way.
 //! - WAN circuits are bought per site from the scenario's circuit list: the smallest that
@@ -108,15 +109,15 @@ pub struct Topology {
     pub links: Vec<Link>,
     pub site_node: Vec<NodeIndex>,
     pub building_node: Vec<NodeIndex>,
-    /// LAN link of each building.
+    /// LAN link of each building, with its latency.
     building_uplink: Vec<Uplink>,
     /// Each site's links towards headquarters, lowest first (none for headquarters).
     site_uplinks: Vec<SiteUplinks>,
 }
 
 /// A link towards headquarters with its latency, side by side: [`Topology::route`] reads
-/// one of these per end and one [`SiteUplinks`] per site, each a single cache line, instead
-/// of the link records and a list on the heap.
+/// one of these per end and one [`SiteUplinks`] (40 bytes) per site, instead of the link
+/// records and a list on the heap. The latencies are copies: links are fixed once built.
 #[derive(Copy, Clone, Debug)]
 struct Uplink {
     link: LinkId,
@@ -135,6 +136,7 @@ struct SiteUplinks {
 impl SiteUplinks {
     fn of(topo: &Topology, links: &[LinkId]) -> SiteUplinks {
         let unused = Uplink { link: LinkId::from_index(0), latency: SimDuration::ZERO };
+        debug_assert!(links.len() <= 2, "a site's chain to headquarters: {links:?}");
         let mut up = SiteUplinks { links: [unused; 2], len: 0 };
         for &link in links {
             up.links[up.len as usize] = Uplink { link, latency: topo.links[link.index()].latency };

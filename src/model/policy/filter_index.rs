@@ -25,11 +25,14 @@ pub(super) struct FilterIndex {
     by_prefix: FxHashMap<(u32, u8), Vec<u32>>,
     /// The prefix lengths `by_prefix` holds.
     lengths: Vec<u8>,
-    /// Filters with no prefix end (`any`, `me`, host sets at both ends): always candidates.
+    /// Filters whose ends are only `any`, `me` or host sets, in any mix: always candidates.
+    /// (A filter with an empty prefix list at an end and no other prefix end is in no
+    /// list: it matches nothing.)
     always: Vec<u32>,
 }
 
 impl FilterIndex {
+    /// Files the filters of one policy, in its order.
     pub(super) fn new(filters: &[CompiledFilter]) -> FilterIndex {
         let mut index = FilterIndex::default();
         for (i, f) in filters.iter().enumerate() {
@@ -51,6 +54,8 @@ impl FilterIndex {
 
     /// Files filter `i` under the prefix (`net`, `m`).
     fn file(&mut self, i: u32, net: u32, m: u32) {
+        // A mask is its length's (see `mask`), so its length names it.
+        debug_assert_eq!(m.leading_ones() + m.trailing_zeros(), 32, "a mask with a gap: {m:#x}");
         let len = m.leading_ones() as u8;
         let filed = self.by_prefix.entry((net & m, len)).or_default();
         // A list may name a prefix twice: file the filter once.
