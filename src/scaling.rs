@@ -15,10 +15,10 @@
 //! exponents of a busy machine move less. Last, in this process, the hold benchmark of
 //! the bare [`EventQueue`](crate::engine::queue::EventQueue) at each size's mean number of
 //! pending events (the fastest of `repeat` runs), the model's event rate as a share of it,
-//! and the exponent of the bare queue's time for each size's events: what a model that
-//! cost the queue's time times a constant per event would show, so the share of the loop's
-//! exponent that the queue's own growth (a fuller queue, a larger working set) accounts
-//! for.
+//! and the exponent of the bare queue's time for each size's events: what a loop costing
+//! the same multiple of the queue's time at every size would show. The loop's exponent
+//! above it is how much faster than the queue's the model's own cost per event grows (the
+//! shares of the queue falling with the size).
 //!
 //! This module is a tool, not model code: it spawns processes, reads files and times things.
 
@@ -80,8 +80,9 @@ pub struct ScalingReport {
     pub exponent_wall_s: f64,
     pub exponent_peak_rss: f64,
     /// Slope of ln(each size's events / the bare queue's rate at its pending count): the
-    /// exponent a model costing the queue's time times a constant per event would show,
-    /// the part of `exponent_sim_s` the queue's own growth explains.
+    /// exponent of a loop costing the same multiple of the queue's time at every size
+    /// (`exponent_sim_s` above it: the model's cost per event grows faster than the
+    /// queue's).
     pub exponent_engine_s: f64,
     /// The bare queue at the factor-1 run's mean pending count, and the model's loop rate
     /// as a share of it.
@@ -300,7 +301,7 @@ pub fn render_text(r: &ScalingReport) -> String {
     );
     let _ = writeln!(
         s,
-        "the bare queue's time for each size's events at its pending count: exponent {:.3} (what the queue's own growth explains of the loop's)",
+        "the bare queue's time for each size's events at its pending count: exponent {:.3} (a loop costing the same multiple of it at every size would show this)",
         r.exponent_engine_s
     );
     let _ = writeln!(
