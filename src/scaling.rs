@@ -65,6 +65,13 @@ pub struct SizeRow {
     pub model_to_engine_rate: f64,
 }
 
+impl SizeRow {
+    /// The pending count the bare queue is measured at (at least one).
+    fn pending(&self) -> usize {
+        (self.pending_mean as usize).max(1)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ScalingReport {
     pub scenario: String,
@@ -168,7 +175,7 @@ pub fn run(
     // In rounds over the sizes too, for the same reason as the runs.
     for round in 1..=repeat {
         for row in &mut sizes {
-            let pending = (row.pending_mean as usize).max(1);
+            let pending = row.pending();
             progress(&format!("bare queue at {pending} pending (factor {}, run {round} of {repeat})", row.factor));
             row.engine_events_per_s = row.engine_events_per_s.max(bench::queue_rate(pending, engine_events, 1));
         }
@@ -191,7 +198,7 @@ pub fn run(
         exponent_wall_s: fit(&|r| r.wall_s),
         exponent_peak_rss: fit(&|r| r.peak_rss_bytes as f64),
         exponent_engine_s: fit(&|r| r.events as f64 / r.engine_events_per_s),
-        engine_pending: (at_one.pending_mean as usize).max(1),
+        engine_pending: at_one.pending(),
         engine_events_per_s: at_one.engine_events_per_s,
         model_to_engine_rate: at_one.model_to_engine_rate,
         sizes,

@@ -211,7 +211,7 @@ impl Census {
             *c.nlb.by_service.entry(cl.service.name().into()).or_default() += 1;
             *c.nlb.by_affinity.entry(cl.affinity.name().into()).or_default() += 1;
         }
-        for l in &campus.topology.links {
+        for l in campus.topology.links() {
             match l.kind {
                 LinkKind::Wan => {
                     c.wan.wan_links += 1;

@@ -590,14 +590,9 @@ impl PolicyEngine {
     /// the packet's two), without the cache.
     pub fn match_uncached(&self, policy: u16, me: u32, packet: Packet, service: Service) -> Option<u16> {
         let filters = &self.filters[policy as usize];
-        let mut candidates = Vec::new();
         let index = self.index[policy as usize].get_or_init(|| FilterIndex::new(filters));
-        index.candidates(packet.src, packet.dst, &mut candidates);
-        candidates
-            .into_iter()
-            .map(|i| &filters[i as usize])
-            .find(|f| f.matches(me, packet.src, packet.dst, service.protocol, service.port))
-            .map(|f| f.rule)
+        let matches = |i: u32| filters[i as usize].matches(me, packet.src, packet.dst, service.protocol, service.port);
+        index.first_match(packet.src, packet.dst, matches).map(|i| filters[i as usize].rule)
     }
 
     /// The rule of `policy` that decides `flow` (cached by address classes).
@@ -966,7 +961,8 @@ mod tests {
     }
 
     /// A filter end: a prefix around subnet `i`, a list of prefixes around the subnets
-    /// `others`, or the hosts `others`.
+    /// `others`, the hosts `others`, `any`, `me`, the prefix of length 0 or host `i`'s
+    /// address (kinds 0 to 6).
     fn end(campus: &Campus, kind: u8, i: usize, d: i8, r: u32, others: &[usize]) -> AddrMatch {
         match kind {
             0 => {
@@ -976,7 +972,11 @@ mod tests {
             1 => AddrMatch::Prefixes(Rc::new(
                 others.iter().map(|&j| around(campus, j, d, r.rotate_left(j as u32))).collect(),
             )),
-            _ => AddrMatch::Hosts(Rc::new(others.iter().map(|&j| campus.hosts[j % campus.hosts.len()].addr).collect())),
+            2 => AddrMatch::Hosts(Rc::new(others.iter().map(|&j| campus.hosts[j % campus.hosts.len()].addr).collect())),
+            3 => AddrMatch::Any,
+            4 => AddrMatch::Me,
+            5 => AddrMatch::Prefix { net: 0, mask: 0 },
+            _ => AddrMatch::Prefix { net: campus.hosts[i % campus.hosts.len()].addr, mask: u32::MAX },
         }
     }
 
@@ -1026,23 +1026,14 @@ mod tests {
             packets in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u32>(), any::<bool>(), any::<bool>()), 1..40),
         ) {
             let campus = campus();
-            let pool = |j: usize| &campus.hosts[(j % 16) * (campus.hosts.len() / 16)];
-            // A prefix around a pool host's subnet, lengthened around the host itself half
-            // the time.
-            let near = |j: usize, d: i8, r: u32| {
-                around(campus, pool(j).subnet.index(), d, if r % 2 == 0 { pool(j).addr } else { r })
-            };
-            let filter_end = |(k, i, d, r, h): &(u8, usize, i8, u32, Vec<usize>)| match k {
-                0 => {
-                    let (net, mask) = near(*i, *d, *r);
-                    AddrMatch::Prefix { net, mask }
-                }
-                1 => AddrMatch::Prefixes(Rc::new(h.iter().map(|&j| near(j, *d, r.rotate_left(j as u32))).collect())),
-                2 => AddrMatch::Hosts(Rc::new(h.iter().map(|&j| pool(j).addr).collect())),
-                3 => AddrMatch::Any,
-                4 => AddrMatch::Me,
-                5 => AddrMatch::Prefix { net: 0, mask: 0 },
-                _ => AddrMatch::Prefix { net: pool(*i).addr, mask: u32::MAX },
+            // A pool host's index.
+            let pool = |j: usize| (j % 16) * (campus.hosts.len() / 16);
+            // Prefixes around the pool hosts' subnets (lengthened around the host itself
+            // half the time), host ends among the pool hosts.
+            let filter_end = |(k, i, d, r, h): &(u8, usize, i8, u32, Vec<usize>)| {
+                let at = |j: usize| if *k <= 1 { campus.hosts[pool(j)].subnet.index() } else { pool(j) };
+                let r = if r % 2 == 0 { campus.hosts[pool(*i)].addr } else { *r };
+                end(campus, *k, at(*i), *d, r, &h.iter().map(|&j| at(j)).collect::<Vec<_>>())
             };
             let filters: Vec<CompiledFilter> = specs
                 .iter()
@@ -1058,8 +1049,8 @@ mod tests {
             };
             for &(a, b, foreign, outbound, tcp) in &packets {
                 // Now and then an address near a host's but no host's.
-                let me = pool(a).addr;
-                let peer = if foreign % 4 == 0 { pool(b).addr ^ (foreign >> 8 & 0xff) } else { pool(b).addr };
+                let (me, peer) = (campus.hosts[pool(a)].addr, campus.hosts[pool(b)].addr);
+                let peer = if foreign % 4 == 0 { peer ^ (foreign >> 8 & 0xff) } else { peer };
                 let packet = if outbound { Packet { src: me, dst: peer } } else { Packet { src: peer, dst: me } };
                 let service = Service { protocol: if tcp { 6 } else { 17 }, port: if foreign % 3 == 0 { 80 } else { 445 } };
                 let by_scan = filters

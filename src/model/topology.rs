@@ -106,7 +106,8 @@ impl Route {
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     pub graph: UnGraph<TopoNode, LinkId>,
-    pub links: Vec<Link>,
+    /// Private: routes keep copies of the latencies (see [`Topology::links`]).
+    links: Vec<Link>,
     pub site_node: Vec<NodeIndex>,
     pub building_node: Vec<NodeIndex>,
     /// LAN link of each building, with its latency.
@@ -133,13 +134,19 @@ struct SiteUplinks {
     len: u8,
 }
 
+impl Uplink {
+    fn of(topo: &Topology, link: LinkId) -> Uplink {
+        Uplink { link, latency: topo.links[link.index()].latency }
+    }
+}
+
 impl SiteUplinks {
-    fn of(topo: &Topology, links: &[LinkId]) -> SiteUplinks {
+    fn of(topo: &Topology, links: impl IntoIterator<Item = LinkId>) -> SiteUplinks {
         let unused = Uplink { link: LinkId::from_index(0), latency: SimDuration::ZERO };
-        debug_assert!(links.len() <= 2, "a site's chain to headquarters: {links:?}");
         let mut up = SiteUplinks { links: [unused; 2], len: 0 };
-        for &link in links {
-            up.links[up.len as usize] = Uplink { link, latency: topo.links[link.index()].latency };
+        for link in links {
+            assert!(up.len < 2, "a site has at most two links towards headquarters");
+            up.links[up.len as usize] = Uplink::of(topo, link);
             up.len += 1;
         }
         up
@@ -170,7 +177,7 @@ impl Topology {
                 lower: n,
                 upper,
             });
-            topo.building_uplink.push(Uplink { link: id, latency: t.lan_latency });
+            topo.building_uplink.push(Uplink::of(&topo, id));
         }
         let draw = |lo: SimDuration, hi: SimDuration, rng: &mut rand_chacha::ChaCha8Rng| {
             if hi > lo { SimDuration::from_nanos(rng.random_range(lo.as_nanos()..=hi.as_nanos())) } else { lo }
@@ -192,12 +199,13 @@ impl Topology {
                 hub_uplink[si] = Some(id);
             }
         }
-        topo.site_uplinks = vec![SiteUplinks::of(&topo, &[]); campus.sites.len()];
+        topo.site_uplinks = vec![SiteUplinks::of(&topo, None); campus.sites.len()];
         for (si, s) in campus.sites.iter().enumerate() {
             match s.kind {
                 SiteKind::Hq => {}
                 SiteKind::Hub => {
-                    topo.site_uplinks[si] = SiteUplinks::of(&topo, &[hub_uplink[si].expect("hub has a backbone link")])
+                    topo.site_uplinks[si] =
+                        SiteUplinks::of(&topo, Some(hub_uplink[si].expect("hub has a backbone link")))
                 }
                 SiteKind::Branch => {
                     let hub = campus.regions[s.region.index()].hub.index();
@@ -221,8 +229,7 @@ impl Topology {
                         lower: topo.site_node[si],
                         upper: topo.site_node[hub],
                     });
-                    let chain: Vec<LinkId> = std::iter::once(id).chain(hub_uplink[hub]).collect();
-                    topo.site_uplinks[si] = SiteUplinks::of(&topo, &chain);
+                    topo.site_uplinks[si] = SiteUplinks::of(&topo, std::iter::once(id).chain(hub_uplink[hub]));
                 }
             }
         }
@@ -234,6 +241,11 @@ impl Topology {
         self.graph.add_edge(link.lower, link.upper, id);
         self.links.push(link);
         id
+    }
+
+    /// Every link, by id (fixed once built).
+    pub fn links(&self) -> &[Link] {
+        &self.links
     }
 
     pub fn link(&self, id: LinkId) -> &Link {

@@ -243,9 +243,9 @@ struct LinkBins {
 
 impl LinkBins {
     fn new(campus: &Campus, bin: SimDuration) -> Self {
-        let mut slot = vec![u32::MAX; campus.topology.links.len()];
+        let mut slot = vec![u32::MAX; campus.topology.links().len()];
         let mut links = Vec::new();
-        for (i, l) in campus.topology.links.iter().enumerate() {
+        for (i, l) in campus.topology.links().iter().enumerate() {
             if l.kind.is_wide_area() {
                 slot[i] = links.len() as u32;
                 links.push(LinkId::from_index(i));

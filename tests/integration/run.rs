@@ -213,7 +213,7 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
     let traffic = TrafficModel::new(sc);
     let t = &c.topology;
     // The thinnest branch WAN link, and a building there.
-    let wan = t.links.iter().filter(|l| l.kind == LinkKind::Wan).min_by_key(|l| l.capacity_bps).unwrap();
+    let wan = t.links().iter().filter(|l| l.kind == LinkKind::Wan).min_by_key(|l| l.capacity_bps).unwrap();
     let branch_building = c.buildings.iter().position(|b| b.site == wan.site).unwrap();
     let hq_building = c.buildings.iter().position(|b| b.site.index() == 0).unwrap();
     let route = t.route(

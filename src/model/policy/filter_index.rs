@@ -10,8 +10,8 @@
 //! such filter is filed under its prefix (under each prefix of a list), and a packet's
 //! candidates are the filters filed under the prefixes that hold either of its addresses,
 //! one hash lookup per prefix length in use and address, with the filters that have no
-//! prefix end, all tried in the policy's order. The first candidate that matches is the
-//! first filter that matches, since no other filter can.
+//! prefix end. The first of them, in the policy's order, that matches is the first filter
+//! that matches, since no other filter can.
 
 use rustc_hash::FxHashMap;
 
@@ -67,20 +67,28 @@ impl FilterIndex {
         }
     }
 
-    /// The positions of the filters that can match a packet between `a` and `b` (either
-    /// way), in the policy's order, into `out` (cleared first).
-    pub(super) fn candidates(&self, a: u32, b: u32, out: &mut Vec<u32>) {
-        out.clear();
-        out.extend_from_slice(&self.always);
+    /// The position of the first filter, in the policy's order, for which `matches` holds
+    /// among those that can match a packet between `a` and `b` (either way). Each list is
+    /// in the policy's order, so each is tried up to its first match or the best so far.
+    pub(super) fn first_match(&self, a: u32, b: u32, mut matches: impl FnMut(u32) -> bool) -> Option<u32> {
+        let mut best: Option<u32> = None;
+        let mut try_list = |list: &[u32]| {
+            let found = list.iter().take_while(|&&i| best.is_none_or(|b| i < b)).find(|&&i| matches(i)).copied();
+            if found.is_some() {
+                best = found;
+            }
+        };
+        try_list(&self.always);
         for &len in &self.lengths {
             let m = mask(len);
-            let (ka, kb) = ((a & m, len), (b & m, len));
-            out.extend(self.by_prefix.get(&ka).into_iter().flatten());
-            if kb != ka {
-                out.extend(self.by_prefix.get(&kb).into_iter().flatten());
+            let keys = [(a & m, len), (b & m, len)];
+            let distinct = if keys[0] == keys[1] { 1 } else { 2 };
+            for key in &keys[..distinct] {
+                if let Some(list) = self.by_prefix.get(key) {
+                    try_list(list);
+                }
             }
         }
-        out.sort_unstable();
-        out.dedup();
+        best
     }
 }
