@@ -75,18 +75,32 @@ pub struct Hop {
 }
 
 /// A route between two buildings: at most two LAN hops and four WAN/backbone hops.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     hops: [Option<Hop>; 6],
     len: u8,
     pub latency: SimDuration,
+    /// The least capacity of its links (`u64::MAX` with none), gathered as it is built so
+    /// that a session's transfer time reads no link records.
+    bottleneck_bps: u64,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route { hops: [None; 6], len: 0, latency: SimDuration::ZERO, bottleneck_bps: u64::MAX }
+    }
 }
 
 impl Route {
-    fn push(&mut self, hop: Hop, latency: SimDuration) {
+    fn push(&mut self, hop: Hop, via: &Uplink) {
         self.hops[self.len as usize] = Some(hop);
         self.len += 1;
-        self.latency += latency;
+        self.latency += via.latency;
+        self.bottleneck_bps = self.bottleneck_bps.min(via.capacity_bps);
+    }
+    /// The least capacity of the route's links, `u64::MAX` for an empty route.
+    pub fn bottleneck_bps(&self) -> u64 {
+        self.bottleneck_bps
     }
     pub fn hops(&self) -> impl Iterator<Item = Hop> + '_ {
         self.hops[..self.len as usize].iter().map(|h| h.expect("filled"))
@@ -116,13 +130,15 @@ pub struct Topology {
     site_uplinks: Vec<SiteUplinks>,
 }
 
-/// A link towards headquarters with its latency, side by side: [`Topology::route`] reads
-/// one of these per end and one [`SiteUplinks`] (40 bytes) per site, instead of the link
-/// records and a list on the heap. The latencies are copies: links are fixed once built.
+/// A link towards headquarters with its latency and capacity, side by side:
+/// [`Topology::route`] reads one of these per end and one [`SiteUplinks`] (56 bytes) per
+/// site, instead of the link records and a list on the heap. The latencies and capacities
+/// are copies: links are fixed once built.
 #[derive(Copy, Clone, Debug)]
 struct Uplink {
     link: LinkId,
     latency: SimDuration,
+    capacity_bps: u64,
 }
 
 /// A site's links towards headquarters, lowest first: a branch's WAN link and its hub's
@@ -136,13 +152,14 @@ struct SiteUplinks {
 
 impl Uplink {
     fn of(topo: &Topology, link: LinkId) -> Uplink {
-        Uplink { link, latency: topo.links[link.index()].latency }
+        let l = &topo.links[link.index()];
+        Uplink { link, latency: l.latency, capacity_bps: l.capacity_bps }
     }
 }
 
 impl SiteUplinks {
     fn of(topo: &Topology, links: impl IntoIterator<Item = LinkId>) -> SiteUplinks {
-        let unused = Uplink { link: LinkId::from_index(0), latency: SimDuration::ZERO };
+        let unused = Uplink { link: LinkId::from_index(0), latency: SimDuration::ZERO, capacity_bps: 0 };
         let mut up = SiteUplinks { links: [unused; 2], len: 0 };
         for link in links {
             assert!(up.len < 2, "a site has at most two links towards headquarters");
@@ -259,7 +276,7 @@ impl Topology {
             return r;
         }
         let la = self.building_uplink[a.index()];
-        r.push(Hop { link: la.link, up: true }, la.latency);
+        r.push(Hop { link: la.link, up: true }, &la);
         if sa != sb {
             let ua = self.site_uplinks[sa.index()].as_slice();
             let ub = self.site_uplinks[sb.index()].as_slice();
@@ -273,14 +290,14 @@ impl Topology {
                 shared += 1;
             }
             for u in &ua[..ua.len() - shared] {
-                r.push(Hop { link: u.link, up: true }, u.latency);
+                r.push(Hop { link: u.link, up: true }, u);
             }
             for u in ub[..ub.len() - shared].iter().rev() {
-                r.push(Hop { link: u.link, up: false }, u.latency);
+                r.push(Hop { link: u.link, up: false }, u);
             }
         }
         let lb = self.building_uplink[b.index()];
-        r.push(Hop { link: lb.link, up: false }, lb.latency);
+        r.push(Hop { link: lb.link, up: false }, &lb);
         r
     }
 }

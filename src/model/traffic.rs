@@ -19,7 +19,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::campus::{Campus, Endpoint};
 use super::ids::{AppId, HostId};
 use super::kinds::{HostKind, Protocol};
-use super::topology::{Route, Topology};
+use super::topology::Route;
 use crate::engine::{SimDuration, SimTime};
 use crate::scenario::build::{Scenario, Target};
 
@@ -150,11 +150,11 @@ impl TrafficModel {
     /// most one window per round trip and never faster than the slowest link of its
     /// route, so a large transfer over a thin WAN link takes longer than drawn. UDP
     /// exchanges (small request/response) keep their drawn duration.
-    pub fn network_duration(&self, s: &Session, route: &Route, topology: &Topology) -> SimDuration {
+    pub fn network_duration(&self, s: &Session, route: &Route) -> SimDuration {
         if self.apps[s.app.index()].protocol != Protocol::Tcp || route.is_empty() {
             return s.duration;
         }
-        let bottleneck_bps = route.hops().map(|h| topology.link(h.link).capacity_bps).min().unwrap_or(u64::MAX) as f64;
+        let bottleneck_bps = route.bottleneck_bps() as f64;
         let rtt_s = route.rtt().as_secs_f64().max(1e-6);
         let window_bps = self.tcp_window_bytes as f64 * 8.0 / rtt_s;
         let rate = bottleneck_bps.min(window_bps);

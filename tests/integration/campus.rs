@@ -269,6 +269,9 @@ fn routes_agree_with_shortest_paths_on_the_graph() {
         });
         let want = costs[&t.building_node[b]];
         assert_eq!(route.latency.as_nanos(), want, "route {a} -> {b}");
+        // The bottleneck gathered while the route is built is its thinnest link's.
+        let thinnest = route.hops().map(|h| t.link(h.link).capacity_bps).min().unwrap_or(u64::MAX);
+        assert_eq!(route.bottleneck_bps(), thinnest, "route {a} -> {b}");
         // Wide-area hops only between sites, LAN hops only at the ends.
         if ba.site == bb.site {
             assert!(route.hops().all(|h| !t.link(h.link).kind.is_wide_area()));

@@ -234,12 +234,12 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
     };
     let window_bps = sc.traffic.tcp_window_bytes as f64 * 8.0 / route.rtt().as_secs_f64();
     let rate = window_bps.min(wan.capacity_bps as f64);
-    let d = traffic.network_duration(&session(100_000_000), &route, t);
+    let d = traffic.network_duration(&session(100_000_000), &route);
     let want = 100_000_000.0 * 8.0 / rate;
     assert!((d.as_secs_f64() - want).abs() < 1e-3 * want, "100 MB over the WAN: {d} vs {want:.1} s");
     assert!(d.as_secs_f64() >= 100e6 * 8.0 / wan.capacity_bps as f64, "never faster than the bottleneck");
     // Small transfers keep their drawn duration.
-    assert_eq!(traffic.network_duration(&session(100), &route, t), SimDuration::from_millis(10));
+    assert_eq!(traffic.network_duration(&session(100), &route), SimDuration::from_millis(10));
     // Within one building there is no network limit at all.
     let same = t.route(
         BuildingId::from_index(hq_building),
@@ -247,7 +247,7 @@ fn tcp_transfers_are_bounded_by_bottleneck_and_window() {
         BuildingId::from_index(hq_building),
         c.buildings[hq_building].site,
     );
-    assert_eq!(traffic.network_duration(&session(100_000_000), &same, t), SimDuration::from_millis(10));
+    assert_eq!(traffic.network_duration(&session(100_000_000), &same), SimDuration::from_millis(10));
 }
 
 #[test]
