@@ -47,6 +47,10 @@ pub const DEFAULT_BUDGET: usize = 1 << 14;
 /// arrives (none after midnight), and the session itself (none when no peer was found).
 pub type Step = (Option<SimTime>, Option<Session>);
 
+/// How far ahead of an arrival's step [`DayPlan::prefetch_beyond`] asks for the plan: a
+/// few events' worth of steps, 10 cache lines.
+const STEPS_AHEAD: usize = 8;
+
 /// Where an arrival looks for its step in the plan of its window (see the module doc).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Slot(u32);
@@ -382,6 +386,19 @@ impl DayPlan {
     #[inline]
     fn held(&self, host: HostId, seq: u32, slot: Slot) -> Option<&Held> {
         self.steps.get(self.place(slot)? as usize).filter(|s| s.host == host.0 && s.seq == seq)
+    }
+
+    /// Asks the CPU for the step [`STEPS_AHEAD`] places after `slot`'s, when `slot` is a
+    /// place: the loop meets the steps in order, but between two of them it reads so much
+    /// else at random that the processor's own stream prefetch loses the plan (a piece
+    /// written by the drawing thread is in the other core's cache or beyond).
+    #[inline]
+    pub fn prefetch_beyond(&self, slot: Slot) {
+        if slot.is_place()
+            && let Some(s) = self.steps.get(slot.0 as usize + STEPS_AHEAD)
+        {
+            crate::engine::prefetch_span(s);
+        }
     }
 
     /// The place `slot` points at: itself, or the first step of its rank's host.

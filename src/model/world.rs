@@ -571,7 +571,7 @@ impl<'a, O: Observer> World<'a, O> {
         let route =
             (peer_site != h.site).then(|| c.topology.route(h.building, h.site, c.endpoint_building(s.peer), peer_site));
         let duration = match &route {
-            Some(r) => self.traffic.network_duration(s, r, &c.topology),
+            Some(r) => self.traffic.network_duration(s, r),
             None => s.duration,
         };
         let mut start = now;
@@ -846,19 +846,36 @@ impl<O: Observer> World<'_, O> {
     /// cluster's node is only chosen when the session connects, so a virtual IP's are not.
     #[inline]
     fn prefetch_peer(&self, host: HostId, seq: u32, slot: Slot) {
-        // A day's first arrival may be ahead of its day's first window: the plan in hand
-        // would then hold the day before's first step, not this one.
-        if seq == 1 && !slot.is_place() {
-            return;
-        }
-        let Some(Endpoint::Host(peer)) = self.plan.as_ref().and_then(|p| p.peer_of(host, seq, slot)) else {
-            return;
-        };
+        let Some(peer) = self.planned_peer(host, seq, slot) else { return };
         self.campus.prefetch_host(peer);
         self.population.prefetch_host(peer);
         if let Some(net) = self.secnet.as_ref() {
             net.prefetch_pair(pair_key(host, peer));
             net.prefetch_policy(peer);
+        }
+    }
+
+    /// The second stage for a planned arrival: the statistics records of the pair's
+    /// servers, which a connection that opens or ends SAs updates. They are found through
+    /// the hosts' records, which [`World::prefetch_peer`] asked for an event or so before.
+    #[inline]
+    fn prefetch_peer_servers(&self, host: HostId, seq: u32, slot: Slot) {
+        if let (Some(peer), Some(net)) = (self.planned_peer(host, seq, slot), self.secnet.as_ref()) {
+            net.prefetch_servers(pair_key(host, peer));
+        }
+    }
+
+    /// The host peer of the arrival `(host, seq)` if the plan in hand holds its session.
+    #[inline]
+    fn planned_peer(&self, host: HostId, seq: u32, slot: Slot) -> Option<HostId> {
+        // A day's first arrival may be ahead of its day's first window: the plan in hand
+        // would then hold the day before's first step, not this one.
+        if seq == 1 && !slot.is_place() {
+            return None;
+        }
+        match self.plan.as_ref()?.peer_of(host, seq, slot)? {
+            Endpoint::Host(peer) => Some(peer),
+            Endpoint::Vip(_) => None,
         }
     }
 }
@@ -879,7 +896,10 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     fn prefetch(&self, next: &Event) {
         self.prefetch_records(next);
         match *next {
-            Event::Arrival { host, .. } => self.campaign.prefetch_user(host),
+            Event::Arrival { host, seq, slot } => {
+                self.campaign.prefetch_user(host);
+                self.prefetch_peer_servers(host, seq, slot);
+            }
             Event::Sa { pair, .. } => {
                 if let Some(net) = self.secnet.as_ref() {
                     net.prefetch_servers(pair);
@@ -895,6 +915,9 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     fn prefetch_ahead(&self, later: &Event) {
         self.prefetch_records(later);
         if let Event::Arrival { host, seq, slot } = *later {
+            if let Some(plan) = &self.plan {
+                plan.prefetch_beyond(slot);
+            }
             self.campaign.prefetch_owner(host);
             self.prefetch_peer(host, seq, slot);
         }
