@@ -298,19 +298,24 @@ pub fn render_text(r: &ScalingReport) -> String {
             x.model_to_engine_rate
         );
     }
-    let _ = writeln!(
-        s,
-        "exponents (1.0 = linear in hosts): loop time {:.3}, loop CPU {}, wall time {:.3}, peak RSS {:.3}",
-        r.exponent_sim_s,
-        r.exponent_sim_cpu_s.map_or("-".to_string(), |e| format!("{e:.3}")),
-        r.exponent_wall_s,
-        r.exponent_peak_rss
-    );
-    let _ = writeln!(
-        s,
-        "the bare queue's time for each size's events at its pending count: exponent {:.3} (a loop costing the same multiple of it at every size would show this)",
-        r.exponent_engine_s
-    );
+    if r.exponent_sim_s.is_nan() {
+        // One size (or sizes of the same campus): there is no slope to fit.
+        let _ = writeln!(s, "exponents: none from a single size (--factors with two or more gives them)");
+    } else {
+        let _ = writeln!(
+            s,
+            "exponents (1.0 = linear in hosts): loop time {:.3}, loop CPU {}, wall time {:.3}, peak RSS {:.3}",
+            r.exponent_sim_s,
+            r.exponent_sim_cpu_s.map_or("-".to_string(), |e| format!("{e:.3}")),
+            r.exponent_wall_s,
+            r.exponent_peak_rss
+        );
+        let _ = writeln!(
+            s,
+            "the bare queue's time for each size's events at its pending count: exponent {:.3} (a loop costing the same multiple of it at every size would show this)",
+            r.exponent_engine_s
+        );
+    }
     let _ = writeln!(
         s,
         "bare queue at {} pending: {:.0} events/s; the model at factor 1 runs at {:.3} of it",
@@ -370,5 +375,34 @@ mod tests {
         }
         let kept: Vec<(f64, f64, u32)> = sizes.iter().map(|r| (r.factor, r.sim_s, r.runs)).collect();
         assert_eq!(kept, [(0.5, 2.0, 3), (1.0, 6.5, 3)]);
+    }
+
+    fn report(sizes: Vec<SizeRow>) -> ScalingReport {
+        let fit = |cost: &dyn Fn(&SizeRow) -> f64| {
+            log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, cost(r))).collect::<Vec<_>>())
+        };
+        ScalingReport {
+            scenario: "s".into(),
+            days: Some(1),
+            repeat: 1,
+            exponent_sim_s: fit(&|r| r.sim_s),
+            exponent_sim_cpu_s: None,
+            exponent_wall_s: fit(&|r| r.wall_s),
+            exponent_peak_rss: 0.0,
+            exponent_engine_s: 0.0,
+            engine_pending: 1,
+            engine_events_per_s: 1.0,
+            model_to_engine_rate: 1.0,
+            sizes,
+        }
+    }
+
+    #[test]
+    fn a_single_size_reports_no_exponents_rather_than_nan() {
+        let one = render_text(&report(vec![row(1.0, 4.0)]));
+        assert!(one.contains("exponents: none from a single size"), "{one}");
+        assert!(!one.contains("NaN"), "{one}");
+        let two = render_text(&report(vec![row(1.0, 4.0), row(2.0, 8.0)]));
+        assert!(two.contains("loop time 1.000"), "{two}");
     }
 }

@@ -887,11 +887,11 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     /// so its pair, is known before its session is handled only from the plan: see
     /// `World::prefetch_peer`.) The records were usually
     /// asked for already by [`Handler::prefetch_ahead`]; asking again costs little and
-    /// covers events that were not yet in the near run then. An SA timer's server
-    /// statistics are found through its hosts' records, which the first stage fetched:
-    /// here, an event ahead, that read is a hit and the statistics have the current
-    /// event's handling to arrive in (a timer that changes no SA count reads them
-    /// needlessly, but which do is known only once the timer runs).
+    /// covers events that were not yet in the near run then. The server statistics of an
+    /// SA timer's pair, or of a planned arrival's, are found through its hosts' records,
+    /// which the first stage fetched: here, an event ahead, that read is a hit and the
+    /// statistics have the current event's handling to arrive in (an event that changes
+    /// no SA count reads them needlessly, but which do is known only once it runs).
     #[inline]
     fn prefetch(&self, next: &Event) {
         self.prefetch_records(next);
@@ -909,8 +909,9 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
         }
     }
 
-    /// The first stage: the same records, and the owner index the user record's prefetch
-    /// will read (which would otherwise stall it).
+    /// The first stage: the same records, the owner index the user record's prefetch
+    /// will read (which would otherwise stall it), a planned arrival's peer's records, and
+    /// the plan a few steps further on.
     #[inline]
     fn prefetch_ahead(&self, later: &Event) {
         self.prefetch_records(later);
