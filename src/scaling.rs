@@ -184,20 +184,18 @@ pub fn run(
         row.model_to_engine_rate = row.sim_events_per_s / row.engine_events_per_s;
     }
     let at_one = sizes.iter().find(|r| r.factor == 1.0).expect("factor 1 is required above");
-    let fit =
-        |y: &dyn Fn(&SizeRow) -> f64| log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, y(r))).collect::<Vec<_>>());
     Ok(ScalingReport {
         scenario: sc.name.clone(),
         days,
         repeat,
-        exponent_sim_s: fit(&|r| r.sim_s),
+        exponent_sim_s: exponent_of(&sizes, |r| r.sim_s),
         exponent_sim_cpu_s: sizes
             .iter()
             .all(|r| r.sim_cpu_s.is_some())
-            .then(|| fit(&|r| r.sim_cpu_s.unwrap_or_default())),
-        exponent_wall_s: fit(&|r| r.wall_s),
-        exponent_peak_rss: fit(&|r| r.peak_rss_bytes as f64),
-        exponent_engine_s: fit(&|r| r.events as f64 / r.engine_events_per_s),
+            .then(|| exponent_of(&sizes, |r| r.sim_cpu_s.unwrap_or_default())),
+        exponent_wall_s: exponent_of(&sizes, |r| r.wall_s),
+        exponent_peak_rss: exponent_of(&sizes, |r| r.peak_rss_bytes as f64),
+        exponent_engine_s: exponent_of(&sizes, |r| r.events as f64 / r.engine_events_per_s),
         engine_pending: at_one.pending(),
         engine_events_per_s: at_one.engine_events_per_s,
         model_to_engine_rate: at_one.model_to_engine_rate,
@@ -243,6 +241,16 @@ fn read_row(factor: f64, manifest: &Path) -> Result<SizeRow, ScalingError> {
         engine_events_per_s: 0.0,
         model_to_engine_rate: 0.0,
     })
+}
+
+/// The exponent of `cost` in the sizes' host counts (see [`log_log_slope`]).
+fn exponent_of(sizes: &[SizeRow], cost: impl Fn(&SizeRow) -> f64) -> f64 {
+    log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, cost(r))).collect::<Vec<_>>())
+}
+
+/// An exponent as the report prints it: `-` where there is none (NaN).
+fn exponent_text(e: f64) -> String {
+    if e.is_nan() { "-".into() } else { format!("{e:.3}") }
 }
 
 /// Least-squares slope of ln(y) on ln(x); NaN with fewer than two distinct sizes.
@@ -299,21 +307,20 @@ pub fn render_text(r: &ScalingReport) -> String {
         );
     }
     if r.exponent_sim_s.is_nan() {
-        // One size (or sizes of the same campus): there is no slope to fit.
-        let _ = writeln!(s, "exponents: none from a single size (--factors with two or more gives them)");
+        let _ = writeln!(s, "exponents: none (fewer than two distinct campus sizes: give --factors two or more)");
     } else {
         let _ = writeln!(
             s,
-            "exponents (1.0 = linear in hosts): loop time {:.3}, loop CPU {}, wall time {:.3}, peak RSS {:.3}",
-            r.exponent_sim_s,
-            r.exponent_sim_cpu_s.map_or("-".to_string(), |e| format!("{e:.3}")),
-            r.exponent_wall_s,
-            r.exponent_peak_rss
+            "exponents (1.0 = linear in hosts): loop time {}, loop CPU {}, wall time {}, peak RSS {}",
+            exponent_text(r.exponent_sim_s),
+            exponent_text(r.exponent_sim_cpu_s.unwrap_or(f64::NAN)),
+            exponent_text(r.exponent_wall_s),
+            exponent_text(r.exponent_peak_rss)
         );
         let _ = writeln!(
             s,
-            "the bare queue's time for each size's events at its pending count: exponent {:.3} (a loop costing the same multiple of it at every size would show this)",
-            r.exponent_engine_s
+            "the bare queue's time for each size's events at its pending count: exponent {} (a loop costing the same multiple of it at every size would show this)",
+            exponent_text(r.exponent_engine_s)
         );
     }
     let _ = writeln!(
@@ -378,17 +385,15 @@ mod tests {
     }
 
     fn report(sizes: Vec<SizeRow>) -> ScalingReport {
-        let fit = |cost: &dyn Fn(&SizeRow) -> f64| {
-            log_log_slope(&sizes.iter().map(|r| (r.hosts as f64, cost(r))).collect::<Vec<_>>())
-        };
         ScalingReport {
             scenario: "s".into(),
             days: Some(1),
             repeat: 1,
-            exponent_sim_s: fit(&|r| r.sim_s),
+            exponent_sim_s: exponent_of(&sizes, |r| r.sim_s),
             exponent_sim_cpu_s: None,
-            exponent_wall_s: fit(&|r| r.wall_s),
-            exponent_peak_rss: 0.0,
+            exponent_wall_s: exponent_of(&sizes, |r| r.wall_s),
+            // Peak RSS unknown (0) at every size: no exponent of its own.
+            exponent_peak_rss: exponent_of(&sizes, |_| 0.0),
             exponent_engine_s: 0.0,
             engine_pending: 1,
             engine_events_per_s: 1.0,
@@ -400,9 +405,10 @@ mod tests {
     #[test]
     fn a_single_size_reports_no_exponents_rather_than_nan() {
         let one = render_text(&report(vec![row(1.0, 4.0)]));
-        assert!(one.contains("exponents: none from a single size"), "{one}");
+        assert!(one.contains("exponents: none (fewer than two distinct campus sizes"), "{one}");
         assert!(!one.contains("NaN"), "{one}");
         let two = render_text(&report(vec![row(1.0, 4.0), row(2.0, 8.0)]));
-        assert!(two.contains("loop time 1.000"), "{two}");
+        assert!(two.contains("loop time 1.000, loop CPU -, wall time 0.848, peak RSS -"), "{two}");
+        assert!(!two.contains("NaN"), "{two}");
     }
 }

@@ -36,7 +36,7 @@ use crate::engine::rng::RngStreams;
 use crate::engine::{SimDuration, SimTime};
 
 /// Steps a piece holds at most by default (80 bytes each): windows are cut for half of
-/// it, so a piece of about 0.7 MB stays in the cache while it is replayed, and the
+/// it, so a piece of about 0.7 MB stays in the last-level cache while it is replayed, and the
 /// pieces in flight with the arrays per sampled host (its first step in the window, and
 /// its chain's cursor) take about 10 MB on the full campus at full traffic. Measured on
 /// the full-traffic day: 2^14 ran 5% faster and 1% leaner than 2^15, and 2^13 no faster
@@ -119,7 +119,8 @@ const _: () = assert!(std::mem::size_of::<Held>() == 80);
 /// order the loop meets them.
 ///
 /// Steps are stored sorted by arrival time, so the loop reads the plan front to back (a
-/// stream the processor prefetches) instead of jumping between hosts; each arrival event
+/// stream, asked for a few steps ahead: see [`DayPlan::prefetch_beyond`]) instead of
+/// jumping between hosts; each arrival event
 /// carries its step's slot, and each step the slot of the host's next one: its place if the
 /// window holds it, else the host's rank.
 #[derive(Debug)]
@@ -388,7 +389,7 @@ impl DayPlan {
         self.steps.get(self.place(slot)? as usize).filter(|s| s.host == host.0 && s.seq == seq)
     }
 
-    /// Asks the CPU for the step [`STEPS_AHEAD`] places after `slot`'s, when `slot` is a
+    /// Asks the CPU for the step `STEPS_AHEAD` (8) places after `slot`'s, when `slot` is a
     /// place: the loop meets the steps in order, but between two of them it reads so much
     /// else at random that the processor's own stream prefetch loses the plan (a piece
     /// written by the drawing thread is in the other core's cache or beyond).

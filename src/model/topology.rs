@@ -6,7 +6,7 @@
 //! - The graph is a tree rooted at headquarters, so the route between two buildings is
 //!   unique; [`Topology::route`] computes it in O(1) from each site's uplink chain and
 //!   agrees with a shortest-path search on the graph (tested).
-//! - Links are fixed once built: routes keep copies of their latencies.
+//! - Links are fixed once built: routes keep copies of their latencies and capacities.
 //! - Each link has an "up" direction (towards headquarters); [`Hop::up`] says whether a
 //!   route crosses it that way.
 //! - WAN circuits are bought per site from the scenario's circuit list: the smallest that
@@ -92,8 +92,9 @@ impl Default for Route {
 }
 
 impl Route {
-    fn push(&mut self, hop: Hop, via: &Uplink) {
-        self.hops[self.len as usize] = Some(hop);
+    /// Adds the hop across `via`'s link, `up` towards headquarters or down from it.
+    fn push(&mut self, via: &Uplink, up: bool) {
+        self.hops[self.len as usize] = Some(Hop { link: via.link, up });
         self.len += 1;
         self.latency += via.latency;
         self.bottleneck_bps = self.bottleneck_bps.min(via.capacity_bps);
@@ -120,11 +121,12 @@ impl Route {
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     pub graph: UnGraph<TopoNode, LinkId>,
-    /// Private: routes keep copies of the latencies (see [`Topology::links`]).
+    /// Private: routes keep copies of the latencies and capacities (see
+    /// [`Topology::links`]).
     links: Vec<Link>,
     pub site_node: Vec<NodeIndex>,
     pub building_node: Vec<NodeIndex>,
-    /// LAN link of each building, with its latency.
+    /// LAN link of each building, with its latency and capacity.
     building_uplink: Vec<Uplink>,
     /// Each site's links towards headquarters, lowest first (none for headquarters).
     site_uplinks: Vec<SiteUplinks>,
@@ -276,7 +278,7 @@ impl Topology {
             return r;
         }
         let la = self.building_uplink[a.index()];
-        r.push(Hop { link: la.link, up: true }, &la);
+        r.push(&la, true);
         if sa != sb {
             let ua = self.site_uplinks[sa.index()].as_slice();
             let ub = self.site_uplinks[sb.index()].as_slice();
@@ -290,14 +292,14 @@ impl Topology {
                 shared += 1;
             }
             for u in &ua[..ua.len() - shared] {
-                r.push(Hop { link: u.link, up: true }, u);
+                r.push(u, true);
             }
             for u in ub[..ub.len() - shared].iter().rev() {
-                r.push(Hop { link: u.link, up: false }, u);
+                r.push(u, false);
             }
         }
         let lb = self.building_uplink[b.index()];
-        r.push(Hop { link: lb.link, up: false }, &lb);
+        r.push(&lb, false);
         r
     }
 }

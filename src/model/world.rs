@@ -857,7 +857,7 @@ impl<O: Observer> World<'_, O> {
 
     /// The second stage for a planned arrival: the statistics records of the pair's
     /// servers, which a connection that opens or ends SAs updates. They are found through
-    /// the hosts' records, which [`World::prefetch_peer`] asked for an event or so before.
+    /// the hosts' records, which [`World::prefetch_peer`] asked for two events before.
     #[inline]
     fn prefetch_peer_servers(&self, host: HostId, seq: u32, slot: Slot) {
         if let (Some(peer), Some(net)) = (self.planned_peer(host, seq, slot), self.secnet.as_ref()) {

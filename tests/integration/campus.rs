@@ -277,6 +277,9 @@ fn routes_agree_with_shortest_paths_on_the_graph() {
             assert!(route.hops().all(|h| !t.link(h.link).kind.is_wide_area()));
         }
     }
+    // A route within one building crosses nothing: no bottleneck.
+    let b0 = domiso::model::ids::BuildingId::from_index(0);
+    assert_eq!(t.route(b0, c.buildings[0].site, b0, c.buildings[0].site).bottleneck_bps(), u64::MAX);
     // The tree is connected and rooted at headquarters.
     assert_eq!(c.sites[0].kind, SiteKind::Hq);
     assert_eq!(petgraph::algo::connected_components(&t.graph), 1);
