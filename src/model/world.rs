@@ -855,16 +855,6 @@ impl<O: Observer> World<'_, O> {
         }
     }
 
-    /// The second stage for a planned arrival: the statistics records of the pair's
-    /// servers, which a connection that opens or ends SAs updates. They are found through
-    /// the hosts' records, which [`World::prefetch_peer`] asked for two events before.
-    #[inline]
-    fn prefetch_peer_servers(&self, host: HostId, seq: u32, slot: Slot) {
-        if let (Some(peer), Some(net)) = (self.planned_peer(host, seq, slot), self.secnet.as_ref()) {
-            net.prefetch_servers(pair_key(host, peer));
-        }
-    }
-
     /// The host peer of the arrival `(host, seq)` if the plan in hand holds its session.
     #[inline]
     fn planned_peer(&self, host: HostId, seq: u32, slot: Slot) -> Option<HostId> {
@@ -895,17 +885,18 @@ impl<O: Observer> Handler<Event> for World<'_, O> {
     #[inline]
     fn prefetch(&self, next: &Event) {
         self.prefetch_records(next);
-        match *next {
+        // The pair whose servers' statistics to ask for: a planned arrival's is found
+        // through the hosts' records that `prefetch_peer` asked for two events before.
+        let pair = match *next {
             Event::Arrival { host, seq, slot } => {
                 self.campaign.prefetch_user(host);
-                self.prefetch_peer_servers(host, seq, slot);
+                self.secnet.is_some().then(|| self.planned_peer(host, seq, slot)).flatten().map(|p| pair_key(host, p))
             }
-            Event::Sa { pair, .. } => {
-                if let Some(net) = self.secnet.as_ref() {
-                    net.prefetch_servers(pair);
-                }
-            }
-            _ => {}
+            Event::Sa { pair, .. } => Some(pair),
+            _ => None,
+        };
+        if let (Some(net), Some(pair)) = (self.secnet.as_ref(), pair) {
+            net.prefetch_servers(pair);
         }
     }
 

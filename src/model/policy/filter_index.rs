@@ -15,16 +15,16 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{AddrMatch, CompiledFilter, mask};
+use super::{AddrMatch, CompiledFilter};
 
 /// The filters of one policy, by the prefixes their addresses must lie in.
 #[derive(Default)]
 pub(super) struct FilterIndex {
-    /// Positions of filters in the policy's order, by (network, prefix length) of the end
-    /// they are filed under.
-    by_prefix: FxHashMap<(u32, u8), Vec<u32>>,
-    /// The prefix lengths `by_prefix` holds.
-    lengths: Vec<u8>,
+    /// Positions of filters in the policy's order, by (network, mask) of the end they are
+    /// filed under.
+    by_prefix: FxHashMap<(u32, u32), Vec<u32>>,
+    /// The masks `by_prefix` holds.
+    masks: Vec<u32>,
     /// Filters whose ends are only `any`, `me` or host sets, in any mix: always candidates.
     /// (A filter with an empty prefix list at an end and no other prefix end is in no
     /// list: it matches nothing.)
@@ -54,16 +54,15 @@ impl FilterIndex {
 
     /// Files filter `i` under the prefix (`net`, `m`).
     fn file(&mut self, i: u32, net: u32, m: u32) {
-        // A mask is its length's (see `mask`), so its length names it.
+        // Masks are contiguous (see `mask`), one per prefix length.
         debug_assert_eq!(m.leading_ones() + m.trailing_zeros(), 32, "a mask with a gap: {m:#x}");
-        let len = m.leading_ones() as u8;
-        let filed = self.by_prefix.entry((net & m, len)).or_default();
+        let filed = self.by_prefix.entry((net & m, m)).or_default();
         // A list may name a prefix twice: file the filter once.
         if filed.last() != Some(&i) {
             filed.push(i);
         }
-        if !self.lengths.contains(&len) {
-            self.lengths.push(len);
+        if !self.masks.contains(&m) {
+            self.masks.push(m);
         }
     }
 
@@ -79,9 +78,8 @@ impl FilterIndex {
             }
         };
         try_list(&self.always);
-        for &len in &self.lengths {
-            let m = mask(len);
-            let keys = [(a & m, len), (b & m, len)];
+        for &m in &self.masks {
+            let keys = [(a & m, m), (b & m, m)];
             let distinct = if keys[0] == keys[1] { 1 } else { 2 };
             for key in &keys[..distinct] {
                 if let Some(list) = self.by_prefix.get(key) {
